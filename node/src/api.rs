@@ -1,0 +1,244 @@
+//! The JSON shapes of the RPC, shared by the server (`rpc`) and its client (the CLI).
+
+use hashmesh_protocol::{
+    Action, Category, Fingerprint, FingerprintKind, MemberId, RecordId, Status, Verdict,
+};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/entries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitEntry {
+    /// Fingerprints as `kind:hex`.
+    pub fingerprints: Vec<Fingerprint>,
+    /// Category name.
+    pub category: Category,
+    /// Links where the content was seen.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// Note for reviewers.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Unix ms after which the entry lapses.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+/// `POST /v1/entries/{id}/votes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CastVote {
+    /// `confirm` or `dispute`.
+    pub verdict: Verdict,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/entries/{id}/retract`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetractEntry {
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A record just written: what the write endpoints answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Written {
+    /// The new record's id (for an entry, the entry id).
+    pub id: RecordId,
+    /// Its seq in this member's log.
+    pub seq: u64,
+}
+
+/// One member's vote as shown on an entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoteView {
+    /// The voter.
+    pub member: MemberId,
+    /// The voter's name in the manifest.
+    pub member_name: Option<String>,
+    /// Its latest verdict.
+    pub verdict: Verdict,
+}
+
+/// An entry with its current status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryView {
+    /// Entry id.
+    pub id: RecordId,
+    /// Author.
+    pub author: MemberId,
+    /// Author's name in the manifest.
+    pub author_name: Option<String>,
+    /// Seq in the author's log.
+    pub seq: u64,
+    /// Author's timestamp, unix ms.
+    pub timestamp: u64,
+    /// Fingerprints.
+    pub fingerprints: Vec<Fingerprint>,
+    /// Category.
+    pub category: Category,
+    /// Links.
+    pub links: Vec<String>,
+    /// Note.
+    pub note: Option<String>,
+    /// Expiry, unix ms.
+    pub expires_at: Option<u64>,
+    /// Status under the federation's policy.
+    pub status: Status,
+    /// What to do with matching content.
+    pub action: Action,
+    /// Latest vote of each member.
+    pub votes: Vec<VoteView>,
+}
+
+/// `GET /v1/entries` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryFilter {
+    /// Only entries in this status.
+    pub status: Option<Status>,
+    /// Only entries in this category.
+    pub category: Option<Category>,
+    /// Only entries by this author.
+    pub author: Option<MemberId>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Continue after this entry id (the previous page's `next_cursor`).
+    pub cursor: Option<RecordId>,
+}
+
+/// A page of entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryPage {
+    /// The entries, in id order.
+    pub entries: Vec<EntryView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<RecordId>,
+}
+
+/// `POST /v1/match/hashes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchHashes {
+    /// Fingerprints to look up, each `kind:hex` (many per call).
+    pub hashes: Vec<Fingerprint>,
+}
+
+/// One matching entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The entry.
+    pub entry: RecordId,
+    /// Its category.
+    pub category: Category,
+    /// Its status.
+    pub status: Status,
+    /// Kind of fingerprint that matched.
+    pub kind: FingerprintKind,
+    /// Hamming distance (0 for exact kinds).
+    pub distance: u32,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The result for one queried fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatchResult {
+    /// The fingerprint queried.
+    pub hash: Fingerprint,
+    /// Quality (0–100) for kinds that have one (pdq).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quality: Option<u8>,
+    /// Why it was not matched, if it was not (e.g. quality below the threshold).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skipped: Option<String>,
+    /// Matching entries, strongest action first.
+    pub hits: Vec<Hit>,
+}
+
+/// Answer of the match endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatchResponse {
+    /// One result per queried fingerprint, in request order.
+    pub results: Vec<MatchResult>,
+    /// The strongest action over all hits.
+    pub action: Action,
+}
+
+/// A raw signed record, for audit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawRecord {
+    /// Record id.
+    pub id: RecordId,
+    /// Author.
+    pub author: MemberId,
+    /// Seq.
+    pub seq: u64,
+    /// Canonical bytes, hex (verify with any ed25519 library against `author`).
+    pub bytes: String,
+}
+
+/// `GET /v1/records` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    /// Whose log.
+    pub author: MemberId,
+    /// First seq (default 1).
+    pub from_seq: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// One author's log as this node holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogHead {
+    /// The author.
+    pub author: MemberId,
+    /// Its name in the manifest.
+    pub name: Option<String>,
+    /// Highest contiguous seq held.
+    pub seq: u64,
+    /// Id of that record.
+    pub head: RecordId,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Federation name.
+    pub federation: String,
+    /// Manifest epoch.
+    pub epoch: u64,
+    /// This node's member.
+    pub member: MemberId,
+    /// Its name.
+    pub member_name: Option<String>,
+    /// libp2p peer id, once the network is up.
+    pub peer_id: Option<String>,
+    /// Records held.
+    pub records: usize,
+    /// Entries held.
+    pub entries: usize,
+    /// Out-of-order records waiting for a gap to fill.
+    pub buffered: usize,
+    /// blake3 over every author's head: equal digests mean identical replicas.
+    pub digest: String,
+    /// Every author's log head.
+    pub logs: Vec<LogHead>,
+    /// Authors caught signing two records at one position.
+    pub equivocators: Vec<MemberId>,
+    /// Peers whose digest equals ours at the last comparison.
+    pub in_sync_with: Vec<String>,
+}
+
+/// An RPC error body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}

@@ -1,0 +1,62 @@
+//! A blocking JSON client of the node's RPC.
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::ErrorBody;
+
+/// Talks to one node.
+pub(super) struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub(super) fn new(base: &str, token: Option<String>) -> Self {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        Self { base: base.trim_end_matches('/').to_owned(), token, agent }
+    }
+
+    pub(super) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.call())
+    }
+
+    pub(super) fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.send_json(body))
+    }
+
+    fn finish<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<T> {
+        let mut response = result.with_context(|| {
+            format!(
+                "cannot reach the node at {} (is `hashmesh run` going? set --rpc or HASHMESH_RPC)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text =
+            response.body_mut().read_to_string().with_context(|| format!("reading the answer to {path}"))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<ErrorBody>(&text).map(|e| e.error).unwrap_or(text);
+            if status.as_u16() == 401 && self.token.is_none() {
+                bail!("{message} — set HASHMESH_TOKEN or pass --token");
+            }
+            bail!("{message} (HTTP {})", status.as_u16());
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("the node's answer to {path} is not what this CLI expects"))
+    }
+}

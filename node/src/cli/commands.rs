@@ -1,0 +1,370 @@
+//! What each verb does.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use hashmesh_protocol::Fingerprint;
+use serde::Serialize;
+
+use super::client::Client;
+use super::init::{InitOptions, Initialised, ManifestSource, init};
+use super::{Cli, Command, EntriesArgs, InitArgs, MatchArgs, RunArgs, SubmitArgs};
+use crate::api::{
+    CastVote, EntryPage, EntryView, MatchHashes, MatchResponse, RawRecord, RetractEntry, StatusView,
+    SubmitEntry, Written,
+};
+use crate::config::{CONFIG_FILE, Config};
+use crate::hashers;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = || Client::new(&cli.rpc, cli.token.clone());
+    let json = cli.json;
+    // The client is blocking; keep it off the async runtime's worker threads.
+    let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| async move {
+        tokio::task::spawn_blocking(f).await.context("client task failed")?
+    };
+    match cli.command {
+        Command::Init(args) => cmd_init(&args, json),
+        Command::Run(args) => cmd_run(args).await,
+        Command::Status => {
+            let c = client();
+            blocking(Box::new(move || print_status(&c.get::<StatusView>("/v1/status")?, json))).await
+        }
+        Command::Submit(args) => {
+            let c = client();
+            blocking(Box::new(move || submit(&c, args, json))).await
+        }
+        Command::Vote(args) => {
+            let c = client();
+            blocking(Box::new(move || {
+                let body = CastVote { verdict: args.verdict, reason: args.reason };
+                let w: Written = c.post(&format!("/v1/entries/{}/votes", args.id), &body)?;
+                print_written("vote", &w, json)
+            }))
+            .await
+        }
+        Command::Retract(args) => {
+            let c = client();
+            blocking(Box::new(move || {
+                let w: Written = c.post(
+                    &format!("/v1/entries/{}/retract", args.id),
+                    &RetractEntry { reason: args.reason },
+                )?;
+                print_written("retraction", &w, json)
+            }))
+            .await
+        }
+        Command::Entries(args) => {
+            let c = client();
+            blocking(Box::new(move || list_entries(&c, &args, json))).await
+        }
+        Command::Show { id } => {
+            let c = client();
+            blocking(Box::new(move || {
+                let e: EntryView = c.get(&format!("/v1/entries/{id}"))?;
+                if json {
+                    print_json(&e)
+                } else {
+                    print_entry(&e, true)
+                }
+                Ok(())
+            }))
+            .await
+        }
+        Command::Match(args) => {
+            let c = client();
+            blocking(Box::new(move || match_(&c, args, json))).await
+        }
+        Command::Hash { files } => hash_files(&files, json),
+        Command::Records { author, from_seq, limit } => {
+            let c = client();
+            blocking(Box::new(move || {
+                let records: Vec<RawRecord> =
+                    c.get(&format!("/v1/records?author={author}&from_seq={from_seq}&limit={limit}"))?;
+                if json {
+                    print_json(&records);
+                } else {
+                    for r in records {
+                        println!("{} seq {} {}", r.id, r.seq, r.bytes);
+                    }
+                }
+                Ok(())
+            }))
+            .await
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
+}
+
+fn cmd_init(args: &InitArgs, json: bool) -> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.rpc.listen = args.rpc_listen;
+    let manifest = match &args.manifest {
+        Some(path) => ManifestSource::File(path.clone()),
+        None => ManifestSource::Genesis { federation: args.federation.clone(), name: args.name.clone() },
+    };
+    let done = init(&args.data_dir, InitOptions { manifest, key: None, config })?;
+    report_init(&args.data_dir, &done, json);
+    Ok(())
+}
+
+fn report_init(dir: &Path, done: &Initialised, json: bool) {
+    if json {
+        let tokens: serde_json::Map<String, serde_json::Value> =
+            done.tokens.iter().map(|t| (t.name.clone(), t.token.clone().into())).collect();
+        print_json(&serde_json::json!({ "data_dir": dir, "member": done.member, "tokens": tokens }));
+        return;
+    }
+    println!("initialised {}", dir.display());
+    println!("member key: {}", done.member);
+    for t in &done.tokens {
+        println!("{:<9} token: {}", t.name, t.token);
+    }
+    println!("(tokens are also in {}, mode 0600)", dir.join(super::init::TOKENS_FILE).display());
+    if !done.in_manifest {
+        println!("note: the manifest does not list this member yet: send the key above to the federation");
+    }
+}
+
+async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    if !dir.join(CONFIG_FILE).exists() {
+        let done = init(
+            dir,
+            InitOptions {
+                manifest: ManifestSource::Genesis { federation: "local".into(), name: "member-1".into() },
+                key: None,
+                config: Config::default(),
+            },
+        )?;
+        report_init(dir, &done, false);
+    }
+    let mut config = Config::load(dir)?;
+    if let Some(listen) = args.rpc_listen {
+        config.rpc.listen = listen;
+    }
+    let node = crate::RunningNode::start(dir, config).await?;
+    println!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr());
+    shutdown_signal().await?;
+    println!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(s);
+        return Ok(());
+    }
+    println!("federation  {} (epoch {})", s.federation, s.epoch);
+    println!("member      {} {}", s.member_name.as_deref().unwrap_or("?"), s.member);
+    if let Some(p) = &s.peer_id {
+        println!("peer id     {p}");
+    }
+    println!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
+    println!("digest      {}", s.digest);
+    for log in &s.logs {
+        println!("  log {} {:<12} seq {}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
+    }
+    for m in &s.equivocators {
+        println!("EQUIVOCATION by member {m}");
+    }
+    Ok(())
+}
+
+fn print_written(what: &str, w: &Written, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(w);
+    } else {
+        println!("{what} {} written (seq {})", w.id, w.seq);
+    }
+    Ok(())
+}
+
+fn local_fingerprints(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<(String, hashers::Computed)>> {
+    let mut out = Vec::new();
+    for file in files {
+        let computed =
+            hashers::fingerprint_file(file).with_context(|| format!("cannot hash {}", file.display()))?;
+        out.extend(computed.into_iter().map(|c| (file.display().to_string(), c)));
+    }
+    Ok(out)
+}
+
+fn submit(c: &Client, args: SubmitArgs, json: bool) -> anyhow::Result<()> {
+    let mut fingerprints = args.hashes;
+    for (_, computed) in local_fingerprints(&args.files)? {
+        if computed.skipped.is_none() {
+            fingerprints.push(computed.fingerprint);
+        }
+    }
+    let body = SubmitEntry {
+        fingerprints,
+        category: args.category,
+        links: args.links,
+        note: args.note,
+        expires_at: args.expires_at,
+    };
+    let w: Written = c.post("/v1/entries", &body)?;
+    print_written("entry", &w, json)
+}
+
+fn list_entries(c: &Client, args: &EntriesArgs, json: bool) -> anyhow::Result<()> {
+    let mut query = vec![format!("limit={}", args.limit)];
+    if let Some(s) = args.status {
+        query.push(format!("status={}", s.name()));
+    }
+    if let Some(cat) = &args.category {
+        query.push(format!("category={cat}"));
+    }
+    if let Some(a) = &args.author {
+        query.push(format!("author={a}"));
+    }
+    if let Some(cur) = &args.cursor {
+        query.push(format!("cursor={cur}"));
+    }
+    let page: EntryPage = c.get(&format!("/v1/entries?{}", query.join("&")))?;
+    if json {
+        print_json(&page);
+        return Ok(());
+    }
+    for e in &page.entries {
+        print_entry(e, false);
+    }
+    if let Some(next) = page.next_cursor {
+        println!("more: --cursor {next}");
+    }
+    Ok(())
+}
+
+fn print_entry(e: &EntryView, full: bool) {
+    println!(
+        "{} {:<9} {:<16} by {} ({} votes) -> {:?}",
+        e.id,
+        e.status.name(),
+        e.category,
+        e.author_name.as_deref().unwrap_or("?"),
+        e.votes.len(),
+        e.action
+    );
+    if full {
+        for fp in &e.fingerprints {
+            println!("  {fp}");
+        }
+        for link in &e.links {
+            println!("  link {link}");
+        }
+        if let Some(note) = &e.note {
+            println!("  note {note}");
+        }
+        for v in &e.votes {
+            println!("  vote {:?} by {}", v.verdict, v.member_name.as_deref().unwrap_or("?"));
+        }
+    }
+}
+
+fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
+    if args.hashes.is_empty() && args.files.is_empty() {
+        bail!("give fingerprints with --hash kind:hex, or files to hash");
+    }
+    let mut hashes: Vec<Fingerprint> = args.hashes;
+    let mut skipped = Vec::new();
+    for (file, computed) in local_fingerprints(&args.files)? {
+        match computed.skipped {
+            Some(why) => skipped.push(format!("{file}: {} not matched: {why}", computed.fingerprint)),
+            None => hashes.push(computed.fingerprint),
+        }
+    }
+    let response: MatchResponse = c.post("/v1/match/hashes", &MatchHashes { hashes })?;
+    if json {
+        print_json(&response);
+        return Ok(());
+    }
+    for line in skipped {
+        println!("{line}");
+    }
+    let mut any = false;
+    for r in &response.results {
+        for h in &r.hits {
+            any = true;
+            println!(
+                "{} -> entry {} {} {} distance {} -> {:?}",
+                r.hash,
+                h.entry,
+                h.category,
+                h.status.name(),
+                h.distance,
+                h.action
+            );
+        }
+    }
+    if !any {
+        println!("no match");
+    }
+    println!("action: {:?}", response.action);
+    Ok(())
+}
+
+fn hash_files(files: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
+    let mut failed = false;
+    for file in files {
+        match hashers::fingerprint_file(file) {
+            Ok(computed) if json => {
+                let fps: Vec<serde_json::Value> = computed
+                    .iter()
+                    .map(|c| {
+                        let mut v = serde_json::json!({ "kind": c.fingerprint.kind(), "value": c.fingerprint.value_hex() });
+                        if let Some(q) = c.quality {
+                            v["quality"] = q.into();
+                        }
+                        if let Some(why) = &c.skipped {
+                            v["skipped"] = why.clone().into();
+                        }
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "file": file, "fingerprints": fps }));
+            }
+            Ok(computed) => {
+                for c in computed {
+                    match (c.quality, &c.skipped) {
+                        (Some(q), Some(why)) => println!("{}  quality={q} ({why})", c.fingerprint),
+                        (Some(q), None) => println!("{}  quality={q}", c.fingerprint),
+                        _ => println!("{}", c.fingerprint),
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("some files could not be hashed");
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from `docker stop` / systemd.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    Ok(())
+}

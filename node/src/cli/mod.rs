@@ -1,0 +1,193 @@
+//! The `hashmesh` command line: node set-up and running, and a client of the node's RPC.
+
+mod client;
+mod commands;
+pub mod init;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use hashmesh_protocol::{Category, Fingerprint, MemberId, RecordId, Status, Verdict};
+
+pub use commands::run;
+
+/// hashmesh: a federated, peer-to-peer exchange of fingerprints of illegal content.
+///
+/// A node keeps a full replica of the federation's signed entries and votes, matches content
+/// against it, and replicates with the other members' nodes. Set one up with `init` and
+/// `run`; everything else talks to a running node over its RPC.
+#[derive(Debug, Parser)]
+#[command(name = "hashmesh", version, propagate_version = true)]
+pub struct Cli {
+    /// The node's RPC address.
+    #[arg(long, global = true, env = "HASHMESH_RPC", default_value = "http://127.0.0.1:7800")]
+    pub rpc: String,
+    /// RPC bearer token (printed by `init`, kept in <data-dir>/rpc-tokens).
+    #[arg(long, global = true, env = "HASHMESH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data dir: member key (0600), config with RPC tokens, and a manifest.
+    Init(InitArgs),
+    /// Run a node from its data dir (created with defaults on first run).
+    Run(RunArgs),
+    /// Show the node's status: replica size, digest, logs, equivocators.
+    Status,
+    /// Submit an entry: fingerprints of content your platform removed.
+    Submit(SubmitArgs),
+    /// Vote on another member's entry (admin token).
+    Vote(VoteArgs),
+    /// Retract one of your member's entries (admin token).
+    Retract(RetractArgs),
+    /// List entries, filtered and paged.
+    Entries(EntriesArgs),
+    /// Show one entry with its votes and status.
+    Show {
+        /// Entry id.
+        id: RecordId,
+    },
+    /// Match fingerprints (--hash) or files against the node's replica.
+    Match(MatchArgs),
+    /// Print every fingerprint of each file, offline (no node needed).
+    Hash {
+        /// Files to hash.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Raw signed records of one author's log, for audit.
+    Records {
+        /// The author's member id.
+        #[arg(long)]
+        author: MemberId,
+        /// First seq.
+        #[arg(long, default_value_t = 1)]
+        from_seq: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// `hashmesh init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Where to create the node's data.
+    #[arg(long, env = "HASHMESH_DATA_DIR", default_value = "hashmesh-data")]
+    pub data_dir: PathBuf,
+    /// The federation manifest to join; without it, a single-member genesis manifest is made.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Federation name for a new genesis manifest.
+    #[arg(long, default_value = "local")]
+    pub federation: String,
+    /// This member's name in a new genesis manifest.
+    #[arg(long, default_value = "member-1")]
+    pub name: String,
+    /// RPC listen address.
+    #[arg(long, default_value = crate::config::DEFAULT_RPC_LISTEN)]
+    pub rpc_listen: std::net::SocketAddr,
+}
+
+/// `hashmesh run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The node's data dir; created with defaults if it does not exist.
+    #[arg(long, env = "HASHMESH_DATA_DIR", default_value = "hashmesh-data")]
+    pub data_dir: PathBuf,
+    /// Override the RPC listen address from config.toml.
+    #[arg(long)]
+    pub rpc_listen: Option<std::net::SocketAddr>,
+}
+
+/// `hashmesh submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// Fingerprint as kind:hex (repeatable).
+    #[arg(long = "hash", required_unless_present = "files")]
+    pub hashes: Vec<Fingerprint>,
+    /// Files to fingerprint locally and submit (only fingerprints leave this machine).
+    #[arg(long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Category: csam, drugs, harmful_behavior, or one the manifest adds.
+    #[arg(long)]
+    pub category: Category,
+    /// Where the content was seen (repeatable).
+    #[arg(long = "link")]
+    pub links: Vec<String>,
+    /// A note for reviewers.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Unix time in ms after which the entry lapses.
+    #[arg(long)]
+    pub expires_at: Option<u64>,
+}
+
+/// `hashmesh vote`.
+#[derive(Debug, clap::Args)]
+pub struct VoteArgs {
+    /// Entry id.
+    pub id: RecordId,
+    /// confirm or dispute.
+    #[arg(value_parser = parse_verdict)]
+    pub verdict: Verdict,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `hashmesh retract`.
+#[derive(Debug, clap::Args)]
+pub struct RetractArgs {
+    /// Entry id.
+    pub id: RecordId,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `hashmesh entries`.
+#[derive(Debug, clap::Args)]
+pub struct EntriesArgs {
+    /// Only this status.
+    #[arg(long)]
+    pub status: Option<Status>,
+    /// Only this category.
+    #[arg(long)]
+    pub category: Option<Category>,
+    /// Only this author.
+    #[arg(long)]
+    pub author: Option<MemberId>,
+    /// Page size.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Continue after this entry id.
+    #[arg(long)]
+    pub cursor: Option<RecordId>,
+}
+
+/// `hashmesh match`.
+#[derive(Debug, clap::Args)]
+pub struct MatchArgs {
+    /// Fingerprint as kind:hex (repeatable).
+    #[arg(long = "hash")]
+    pub hashes: Vec<Fingerprint>,
+    /// Files to match: hashed locally, only fingerprints are sent.
+    pub files: Vec<PathBuf>,
+}
+
+fn parse_verdict(s: &str) -> Result<Verdict, String> {
+    match s {
+        "confirm" => Ok(Verdict::Confirm),
+        "dispute" => Ok(Verdict::Dispute),
+        _ => Err(format!("verdict is `confirm` or `dispute`, not {s:?}")),
+    }
+}

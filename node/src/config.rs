@@ -1,0 +1,173 @@
+//! Node configuration: one TOML file in the data dir, written by `hashmesh init`.
+//!
+//! Precedence, highest first: command-line flags, environment (`HASHMESH_*`, via clap), this
+//! file, then the defaults below. Relative paths are resolved against the data dir, so a data
+//! dir can be moved or mounted elsewhere as a whole.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default RPC listen address: loopback only, so nothing is exposed until the operator says so.
+pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:7800";
+/// Default libp2p listen address.
+pub const DEFAULT_P2P_LISTEN: &str = "/ip4/0.0.0.0/tcp/7700";
+/// The config file's name inside the data dir.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The member's signing key file (0600), relative to the data dir.
+    pub key_file: PathBuf,
+    /// The federation manifest, relative to the data dir.
+    pub manifest: PathBuf,
+    /// The sled database folder, relative to the data dir.
+    pub db: PathBuf,
+    /// The HTTP RPC.
+    pub rpc: RpcConfig,
+    /// The libp2p network.
+    pub p2p: P2pConfig,
+}
+
+/// HTTP RPC settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes (file uploads for matching included).
+    pub max_body_bytes: usize,
+    /// Bearer tokens; only their blake3 hashes are stored.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One RPC bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (recorded as `reviewer` on votes).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// blake3 of the token, hex.
+    pub blake3: String,
+}
+
+/// What a token may do. Each role includes the ones below it: admin ⊃ submitter ⊃ matcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Match content and read entries.
+    Matcher,
+    /// Also submit entries.
+    Submitter,
+    /// Also vote and retract.
+    Admin,
+}
+
+/// libp2p settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddresses to listen on.
+    pub listen: Vec<String>,
+    /// How often to run catch-up sync with every connected peer.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Longest wait between redials of a member that cannot be reached.
+    #[serde(with = "humantime_serde")]
+    pub max_redial_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            key_file: "member.key".into(),
+            manifest: "manifest.toml".into(),
+            db: "db".into(),
+            rpc: RpcConfig::default(),
+            p2p: P2pConfig::default(),
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_RPC_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7800))),
+            max_body_bytes: 32 * 1024 * 1024,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![DEFAULT_P2P_LISTEN.into()],
+            sync_interval: Duration::from_secs(30),
+            max_redial_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No config in the data dir.
+    #[error("no {CONFIG_FILE} in {0}: run `hashmesh init --data-dir {0}` first")]
+    Missing(PathBuf),
+    /// Could not read it.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid.
+    #[error("{path} is not a valid config: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `<data_dir>/config.toml`.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing(data_dir.to_owned()));
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path, message: e.to_string() })
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// A new random bearer token and its config line.
+pub fn new_token(name: &str, role: Role) -> (String, TokenConfig) {
+    let secret: [u8; 24] = rand::random();
+    let token = format!("hm_{}", hex::encode(secret));
+    let config = TokenConfig { name: name.to_owned(), role, blake3: token_hash(&token) };
+    (token, config)
+}
+
+/// The stored form of a token.
+pub fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}

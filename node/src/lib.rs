@@ -1,0 +1,18 @@
+//! The hashmesh node: a sled replica of the federation's signed records, the matching index,
+//! the HTTP RPC, and (in `net`) replication between member nodes.
+//!
+//! `main.rs` is only the CLI; everything it starts lives here so the test harness can start
+//! many nodes in one process.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod hashers;
+pub mod identity;
+pub mod index;
+pub mod node;
+pub mod replica;
+pub mod rpc;
+pub mod store;
+
+pub use node::{NodeHandle, RunningNode};

@@ -1,0 +1,180 @@
+//! One function per endpoint.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use hashmesh_protocol::{Action, RecordId};
+
+use super::ApiError;
+use super::auth::authorize;
+use crate::NodeHandle;
+use crate::api::{
+    CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, RawRecord, RecordsQuery,
+    RetractEntry, StatusView, SubmitEntry, Written,
+};
+use crate::config::Role;
+use crate::node::action_rank;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn entry_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<RecordId> {
+    let Path(raw) = path?;
+    raw.parse().map_err(|_| ApiError::bad_request(format!("{raw:?} is not an entry id (64 hex digits)")))
+}
+
+pub(super) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+}
+
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint; see /openapi.json")
+}
+
+pub(super) async fn status(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<StatusView>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.status()?))
+}
+
+pub(super) async fn peers(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(serde_json::json!({ "peers": [] })))
+}
+
+pub(super) async fn submit(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<SubmitEntry>, JsonRejection>,
+) -> Result<(StatusCode, Json<Written>)> {
+    authorize(&node.shared, &headers, Role::Submitter)?;
+    let Json(req) = body?;
+    Ok((StatusCode::CREATED, Json(node.submit(req).await?)))
+}
+
+pub(super) async fn list(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<EntryFilter>, QueryRejection>,
+) -> Result<Json<EntryPage>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Query(filter) = query?;
+    Ok(Json(node.entries(&filter)))
+}
+
+pub(super) async fn show(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<EntryView>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.entry(&entry_id(path)?)?))
+}
+
+pub(super) async fn vote(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<CastVote>, JsonRejection>,
+) -> Result<(StatusCode, Json<Written>)> {
+    let caller = authorize(&node.shared, &headers, Role::Admin)?;
+    let id = entry_id(path)?;
+    let Json(req) = body?;
+    Ok((StatusCode::CREATED, Json(node.vote(id, req, Some(caller.name)).await?)))
+}
+
+pub(super) async fn retract(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<RetractEntry>, JsonRejection>,
+) -> Result<(StatusCode, Json<Written>)> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    let id = entry_id(path)?;
+    // The body is optional: a bare POST retracts without a reason.
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(JsonRejection::MissingJsonContentType(_)) => RetractEntry::default(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((StatusCode::CREATED, Json(node.retract(id, req).await?)))
+}
+
+pub(super) async fn match_hashes(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<MatchHashes>, JsonRejection>,
+) -> Result<Json<MatchResponse>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Json(req) = body?;
+    if req.hashes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`hashes` is empty: send at least one kind:hex",
+        ));
+    }
+    if req.hashes.len() > 10_000 {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "at most 10000 hashes per call"));
+    }
+    let results = node.match_fingerprints(&req.hashes);
+    Ok(Json(respond(results)))
+}
+
+pub(super) async fn match_file(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<MatchResponse>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty body: send the file's bytes as the request body"));
+    }
+    let computed = crate::hashers::fingerprint_bytes(&body);
+    let mut results =
+        node.match_fingerprints(&computed.iter().map(|c| c.fingerprint.clone()).collect::<Vec<_>>());
+    for (result, computed) in results.iter_mut().zip(&computed) {
+        result.quality = computed.quality;
+        if let Some(why) = &computed.skipped {
+            result.skipped = Some(why.clone());
+            result.hits.clear();
+        }
+    }
+    Ok(Json(respond(results)))
+}
+
+fn respond(results: Vec<crate::api::MatchResult>) -> MatchResponse {
+    let action = results
+        .iter()
+        .flat_map(|r| r.hits.iter().map(|h| h.action))
+        .min_by_key(|a| action_rank(*a))
+        .unwrap_or(Action::None);
+    MatchResponse { results, action }
+}
+
+pub(super) async fn records(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Json<Vec<RawRecord>>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Query(q) = query?;
+    let records = node.records(&q.author, q.from_seq.unwrap_or(1), q.limit.unwrap_or(100))?;
+    Ok(Json(
+        records
+            .iter()
+            .map(|r| RawRecord {
+                id: r.id(),
+                author: r.author(),
+                seq: r.seq(),
+                bytes: hex::encode(r.bytes()),
+            })
+            .collect(),
+    ))
+}

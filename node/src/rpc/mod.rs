@@ -1,0 +1,49 @@
+//! The HTTP/JSON RPC under `/v1`, described by `/openapi.json`.
+//!
+//! Handlers only parse, authorize and call [`NodeHandle`] methods; every failure becomes a
+//! JSON `{"error": …}` with a 4xx status that says what was wrong.
+
+mod auth;
+mod error;
+mod handlers;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeHandle;
+pub use error::ApiError;
+
+/// The OpenAPI document.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The router, with body limit and JSON fallbacks.
+pub fn router(node: NodeHandle) -> Router {
+    let limit = node.shared.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/openapi.json", get(handlers::openapi))
+        .route("/v1/status", get(handlers::status))
+        .route("/v1/peers", get(handlers::peers))
+        .route("/v1/entries", post(handlers::submit).get(handlers::list))
+        .route("/v1/entries/{id}", get(handlers::show))
+        .route("/v1/entries/{id}/votes", post(handlers::vote))
+        .route("/v1/entries/{id}/retract", post(handlers::retract))
+        .route("/v1/match/hashes", post(handlers::match_hashes))
+        .route("/v1/match", post(handlers::match_file))
+        .route("/v1/records", get(handlers::records))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(node)
+}
+
+/// Serves the RPC on `listener` until `cancel` fires.
+pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, cancel: CancellationToken) {
+    let app = router(node);
+    let shutdown = async move { cancel.cancelled().await };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        tracing::error!(error = %e, "RPC server stopped");
+    }
+}

@@ -1,0 +1,247 @@
+//! Fingerprints: a kind and its value, written `kind:hex`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of fingerprint the protocol knows, each with a fixed value length.
+///
+/// The numeric tags are part of the canonical encoding and must never be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FingerprintKind {
+    /// BLAKE3 of the file bytes.
+    Blake3,
+    /// SHA-256 of the file bytes.
+    Sha256,
+    /// SHA-1 of the file bytes.
+    Sha1,
+    /// MD5 of the file bytes.
+    Md5,
+    /// Meta's PDQ perceptual hash, 256 bits.
+    Pdq,
+    /// BLAKE3 of a normalised URL.
+    Url,
+    /// image_hasher double-gradient hash, 8×8 grid, 128 bits.
+    Dhash,
+    /// image_hasher mean-of-DCT hash, 8×8, 64 bits.
+    Phash,
+}
+
+impl FingerprintKind {
+    /// Every kind, in tag order.
+    pub const ALL: [Self; 8] =
+        [Self::Blake3, Self::Sha256, Self::Sha1, Self::Md5, Self::Pdq, Self::Url, Self::Dhash, Self::Phash];
+
+    /// The name used in `kind:hex`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blake3 => "blake3",
+            Self::Sha256 => "sha256",
+            Self::Sha1 => "sha1",
+            Self::Md5 => "md5",
+            Self::Pdq => "pdq",
+            Self::Url => "url",
+            Self::Dhash => "dhash",
+            Self::Phash => "phash",
+        }
+    }
+
+    /// Length of a value of this kind, in bytes.
+    pub fn value_len(self) -> usize {
+        match self {
+            Self::Blake3 | Self::Sha256 | Self::Pdq | Self::Url => 32,
+            Self::Sha1 => 20,
+            Self::Md5 => 16,
+            Self::Dhash => 16,
+            Self::Phash => 8,
+        }
+    }
+
+    /// Whether values match by Hamming distance rather than equality.
+    pub fn is_perceptual(self) -> bool {
+        matches!(self, Self::Pdq | Self::Dhash | Self::Phash)
+    }
+
+    /// The tag byte in the canonical encoding.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::Blake3 => 1,
+            Self::Sha256 => 2,
+            Self::Sha1 => 3,
+            Self::Md5 => 4,
+            Self::Pdq => 5,
+            Self::Url => 6,
+            Self::Dhash => 7,
+            Self::Phash => 8,
+        }
+    }
+
+    /// The kind with this tag byte.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+}
+
+impl fmt::Display for FingerprintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FingerprintKind {
+    type Err = ParseFingerprintError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| ParseFingerprintError::UnknownKind(s.to_owned()))
+    }
+}
+
+/// A fingerprint: its kind and a value of exactly that kind's length.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Fingerprint {
+    kind: FingerprintKind,
+    value: Vec<u8>,
+}
+
+impl Fingerprint {
+    /// A fingerprint, if `value` has the kind's length.
+    pub fn new(kind: FingerprintKind, value: Vec<u8>) -> Result<Self, ParseFingerprintError> {
+        if value.len() != kind.value_len() {
+            return Err(ParseFingerprintError::WrongLength {
+                kind,
+                expected: kind.value_len(),
+                got: value.len(),
+            });
+        }
+        Ok(Self { kind, value })
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> FingerprintKind {
+        self.kind
+    }
+
+    /// The value bytes.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The value in lowercase hex.
+    pub fn value_hex(&self) -> String {
+        hex::encode(&self.value)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, hex::encode(&self.value))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Text is not a `kind:hex` fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseFingerprintError {
+    /// No `:` separates kind and value.
+    #[error("fingerprint {0:?} is not of the form kind:hex (for example sha256:9f86…)")]
+    NoSeparator(String),
+    /// The kind is not known.
+    #[error("unknown fingerprint kind {0:?}; known kinds: blake3, sha256, sha1, md5, pdq, url, dhash, phash")]
+    UnknownKind(String),
+    /// The value is not hex.
+    #[error("the value of a {0} fingerprint must be hexadecimal")]
+    NotHex(FingerprintKind),
+    /// The value has the wrong length.
+    #[error("a {kind} fingerprint is {expected} bytes ({} hex digits), got {got} bytes", expected * 2)]
+    WrongLength {
+        /// The kind.
+        kind: FingerprintKind,
+        /// Its length in bytes.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+}
+
+impl FromStr for Fingerprint {
+    type Err = ParseFingerprintError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, value) =
+            s.split_once(':').ok_or_else(|| ParseFingerprintError::NoSeparator(s.to_owned()))?;
+        let kind: FingerprintKind = kind.trim().to_ascii_lowercase().parse()?;
+        let value = value.trim();
+        if value.len() % 2 != 0 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ParseFingerprintError::WrongLength { kind, expected: kind.value_len(), got: value.len() / 2 }
+            } else {
+                ParseFingerprintError::NotHex(kind)
+            });
+        }
+        let bytes = hex::decode(value).map_err(|_| ParseFingerprintError::NotHex(kind))?;
+        Self::new(kind, bytes)
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(f: Fingerprint) -> Self {
+        f.to_string()
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = ParseFingerprintError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_kind_hex() {
+        let text = format!("md5:{}", "ab".repeat(16));
+        let fp: Fingerprint = text.parse().expect("valid md5");
+        assert_eq!(fp.kind(), FingerprintKind::Md5);
+        assert_eq!(fp.to_string(), text);
+    }
+
+    #[test]
+    fn rejects_wrong_length_per_kind() {
+        let short = format!("sha1:{}", "ab".repeat(19));
+        assert!(matches!(
+            short.parse::<Fingerprint>(),
+            Err(ParseFingerprintError::WrongLength { expected: 20, got: 19, .. })
+        ));
+        assert!(matches!(
+            "sha256:abc".parse::<Fingerprint>(),
+            Err(ParseFingerprintError::WrongLength { .. })
+        ));
+        assert!(matches!("nope:00".parse::<Fingerprint>(), Err(ParseFingerprintError::UnknownKind(_))));
+        assert!(matches!(
+            format!("md5:{}", "zz".repeat(16)).parse::<Fingerprint>(),
+            Err(ParseFingerprintError::NotHex(_))
+        ));
+    }
+
+    #[test]
+    fn tags_round_trip_and_are_unique() {
+        for kind in FingerprintKind::ALL {
+            assert_eq!(FingerprintKind::from_tag(kind.tag()), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The hashmesh protocol: what members say to each other, and how every node judges it.
+//!
+//! This crate does no I/O. It holds the signed [`Record`] and its canonical encoding, the
+//! [`Fingerprint`] kinds, the federation [`Manifest`], and the verification [`policy`] — a
+//! pure function from an entry, its votes and the membership to a [`Status`]. Keeping it free
+//! of tokio, sled and libp2p means it can be property-tested and fuzzed on its own, and every
+//! node that links it derives exactly the same state from the same records.
+
+pub mod category;
+pub mod codec;
+pub mod error;
+pub mod fingerprint;
+pub mod manifest;
+pub mod member;
+pub mod policy;
+pub mod record;
+
+pub use category::Category;
+pub use error::{DecodeError, ValidationError};
+pub use fingerprint::{Fingerprint, FingerprintKind};
+pub use manifest::{Manifest, ManifestError, MemberInfo, PolicyParams};
+pub use member::MemberId;
+pub use policy::{Action, EntryVotes, Status, Verdict};
+pub use record::{Body, Entry, Membership, Record, RecordId, Retract, UnsignedRecord, Vote};

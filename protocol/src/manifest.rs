@@ -1,0 +1,239 @@
+//! The federation manifest: who the members are and which policy numbers every node applies.
+//!
+//! Founding members share the genesis manifest (epoch 1) out of band; later epochs travel as
+//! [`Membership`](crate::Membership) records. The text form is TOML:
+//!
+//! ```toml
+//! name = "example-federation"
+//! epoch = 1
+//!
+//! [policy]                       # every field optional
+//! confirmations_required = 2     # default: min(2, members - 1)
+//! resolution_quorum = 3          # default: a majority of members
+//! pdq_max_distance = 31
+//! categories = ["csam", "drugs", "harmful_behavior"]
+//!
+//! [[members]]
+//! name = "alpha"
+//! key = "<64 hex digits: the member's ed25519 public key>"
+//! peers = ["12D3KooW…"]              # libp2p peer ids of the member's nodes
+//! addresses = ["/ip4/192.0.2.1/tcp/7700"]
+//! ```
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Policy;
+use crate::{Category, MemberId};
+
+/// Default Hamming distance up to which two PDQ hashes match (the industry's usual 31).
+pub const DEFAULT_PDQ_MAX_DISTANCE: u32 = 31;
+
+/// A federation manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The federation's name; also names its gossip topic.
+    pub name: String,
+    /// Epoch, from 1.
+    pub epoch: u64,
+    /// Policy numbers.
+    #[serde(default)]
+    pub policy: PolicyParams,
+    /// The members.
+    pub members: Vec<MemberInfo>,
+}
+
+/// One member of the federation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInfo {
+    /// Human name, unique in the federation.
+    pub name: String,
+    /// The member's signing key.
+    pub key: MemberId,
+    /// libp2p peer ids of the member's nodes.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Multiaddresses to dial the member's nodes at.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// Policy numbers; each absent one takes its documented default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyParams {
+    /// Confirmations that verify an undisputed entry (default `min(2, members - 1)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmations_required: Option<u32>,
+    /// Voters needed to resolve a dispute (default a majority of members).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_quorum: Option<u32>,
+    /// PDQ match threshold (default 31).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdq_max_distance: Option<u32>,
+    /// Accepted categories (default the built-in three).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<Category>>,
+}
+
+/// A manifest is malformed or inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not valid TOML of the right shape.
+    #[error("manifest is not valid: {0}")]
+    Syntax(String),
+    /// Valid TOML, but breaks a rule.
+    #[error("manifest is not valid: {0}")]
+    Rule(String),
+}
+
+impl Manifest {
+    /// Parses and checks a manifest.
+    pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
+        let manifest: Self = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        // Serialising plain strings, integers and lists cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// An identifier of this exact manifest: blake3 of its canonical TOML form.
+    pub fn digest(&self) -> [u8; 32] {
+        *blake3::hash(self.to_toml().as_bytes()).as_bytes()
+    }
+
+    fn check(&self) -> Result<(), ManifestError> {
+        let rule = |m: String| Err(ManifestError::Rule(m));
+        if self.name.is_empty()
+            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return rule(format!("name {:?} must be non-empty letters, digits, - or _", self.name));
+        }
+        if self.epoch == 0 {
+            return rule("epoch starts at 1".into());
+        }
+        if self.members.is_empty() {
+            return rule("a federation needs at least one member".into());
+        }
+        let mut names = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for m in &self.members {
+            if !names.insert(&m.name) {
+                return rule(format!("member name {:?} appears twice", m.name));
+            }
+            if !keys.insert(m.key) {
+                return rule(format!("member key {} appears twice", m.key));
+            }
+            if m.key.verifying_key().is_none() {
+                return rule(format!("member {:?} has a key that is not an ed25519 public key", m.name));
+            }
+        }
+        let n = self.members.len() as u32;
+        if let Some(q) = self.policy.resolution_quorum
+            && (q == 0 || q > n)
+        {
+            return rule(format!("resolution_quorum {q} must be between 1 and the member count {n}"));
+        }
+        if let Some(c) = self.policy.confirmations_required
+            && c >= n.max(1)
+            && n > 1
+        {
+            return rule(format!("confirmations_required {c} must be below the member count {n}"));
+        }
+        if self.policy.pdq_max_distance.is_some_and(|d| d > 128) {
+            return rule("pdq_max_distance above 128 would match unrelated images".into());
+        }
+        Ok(())
+    }
+
+    /// The member with this key.
+    pub fn member(&self, key: &MemberId) -> Option<&MemberInfo> {
+        self.members.iter().find(|m| m.key == *key)
+    }
+
+    /// Whether `key` is a member.
+    pub fn is_member(&self, key: &MemberId) -> bool {
+        self.member(key).is_some()
+    }
+
+    /// The member a libp2p peer id (as text) belongs to.
+    pub fn member_of_peer(&self, peer: &str) -> Option<&MemberInfo> {
+        self.members.iter().find(|m| m.peers.iter().any(|p| p == peer))
+    }
+
+    /// Whether the federation accepts entries in `category`.
+    pub fn allows_category(&self, category: &Category) -> bool {
+        match &self.policy.categories {
+            Some(list) => list.contains(category),
+            None => Category::BUILT_IN.contains(&category.as_str()),
+        }
+    }
+
+    /// The PDQ match threshold.
+    pub fn pdq_max_distance(&self) -> u32 {
+        self.policy.pdq_max_distance.unwrap_or(DEFAULT_PDQ_MAX_DISTANCE)
+    }
+
+    /// The policy numbers with defaults filled in.
+    pub fn policy(&self) -> Policy {
+        let n = self.members.len();
+        Policy {
+            members: self.members.iter().map(|m| m.key).collect(),
+            confirmations_required: self
+                .policy
+                .confirmations_required
+                .map_or(2.min(n.saturating_sub(1)), |c| c as usize),
+            resolution_quorum: self.policy.resolution_quorum.map_or(n / 2 + 1, |q| q as usize),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> String {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[n; 32]);
+        MemberId::from_key(&sk.verifying_key()).to_string()
+    }
+
+    #[test]
+    fn parses_with_defaults() {
+        let text = format!(
+            "name = \"fed\"\nepoch = 1\n[[members]]\nname = \"a\"\nkey = \"{}\"\n[[members]]\nname = \"b\"\nkey = \"{}\"\npeers = [\"p\"]\n",
+            key(1),
+            key(2)
+        );
+        let m = Manifest::from_toml(&text).expect("valid manifest");
+        let p = m.policy();
+        assert_eq!(p.confirmations_required, 1);
+        assert_eq!(p.resolution_quorum, 2);
+        assert_eq!(m.pdq_max_distance(), 31);
+        assert_eq!(m.member_of_peer("p").map(|m| m.name.as_str()), Some("b"));
+        assert!(m.allows_category(&"csam".parse().expect("valid")));
+        assert!(!m.allows_category(&"spam".parse().expect("valid")));
+        assert_eq!(Manifest::from_toml(&m.to_toml()), Ok(m));
+    }
+
+    #[test]
+    fn rejects_duplicates_and_bad_numbers() {
+        let dup = format!(
+            "name = \"fed\"\nepoch = 1\n[[members]]\nname = \"a\"\nkey = \"{k}\"\n[[members]]\nname = \"b\"\nkey = \"{k}\"\n",
+            k = key(1)
+        );
+        assert!(matches!(Manifest::from_toml(&dup), Err(ManifestError::Rule(_))));
+        let quorum = format!(
+            "name = \"fed\"\nepoch = 1\n[policy]\nresolution_quorum = 5\n[[members]]\nname = \"a\"\nkey = \"{}\"\n",
+            key(1)
+        );
+        assert!(matches!(Manifest::from_toml(&quorum), Err(ManifestError::Rule(_))));
+        assert!(matches!(Manifest::from_toml("name = 3"), Err(ManifestError::Syntax(_))));
+    }
+}

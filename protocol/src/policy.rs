@@ -1,0 +1,203 @@
+//! The verification policy: an entry's status as a pure function of what is known about it.
+//!
+//! The status depends only on the entry, the membership and the set of votes and retractions
+//! held — never on arrival order or local clocks (expiry compares against a `now` the caller
+//! passes in). So two nodes holding the same records always agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::MemberId;
+
+/// A vote's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The entry is what it says it is.
+    Confirm,
+    /// The entry is wrong (not illegal content, wrong category, a false positive …).
+    Dispute,
+}
+
+impl Verdict {
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Self::Confirm => 1,
+            Self::Dispute => 2,
+        }
+    }
+
+    pub(crate) fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(Self::Confirm),
+            2 => Some(Self::Dispute),
+            _ => None,
+        }
+    }
+}
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not yet confirmed by enough other members.
+    Pending,
+    /// Confirmed by enough members, or a dispute was resolved in its favour.
+    Verified,
+    /// Disputed, and not enough members have voted to resolve it.
+    Disputed,
+    /// A resolved dispute went against it.
+    Rejected,
+    /// Its author withdrew it.
+    Retracted,
+    /// Past its `expires_at`.
+    Expired,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Self; 6] =
+        [Self::Pending, Self::Verified, Self::Disputed, Self::Rejected, Self::Retracted, Self::Expired];
+
+    /// What a platform should do with content that matches an entry in this status.
+    pub fn action(self) -> Action {
+        match self {
+            Self::Verified => Action::Remove,
+            Self::Pending | Self::Disputed => Action::Review,
+            Self::Rejected | Self::Retracted | Self::Expired => Action::None,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Disputed => "disputed",
+            Self::Rejected => "rejected",
+            Self::Retracted => "retracted",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| {
+            format!("unknown status {s:?}; one of pending, verified, disputed, rejected, retracted, expired")
+        })
+    }
+}
+
+/// The recommended action for matching content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Remove automatically.
+    Remove,
+    /// Queue for human review.
+    Review,
+    /// Do nothing.
+    None,
+}
+
+/// The numbers the policy applies, taken from the federation manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Current members.
+    pub members: BTreeSet<MemberId>,
+    /// Confirmations from members other than the author that make an undisputed entry verified.
+    pub confirmations_required: usize,
+    /// Members that must have voted before a dispute is resolved.
+    pub resolution_quorum: usize,
+}
+
+/// What is known about one entry: its author, expiry, retraction and each member's latest vote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryVotes {
+    author: MemberId,
+    expires_at: Option<u64>,
+    retracted: bool,
+    votes: BTreeMap<MemberId, (u64, Verdict)>,
+}
+
+impl EntryVotes {
+    /// An entry by `author` with no votes yet.
+    pub fn new(author: MemberId, expires_at: Option<u64>) -> Self {
+        Self { author, expires_at, retracted: false, votes: BTreeMap::new() }
+    }
+
+    /// The entry's author.
+    pub fn author(&self) -> MemberId {
+        self.author
+    }
+
+    /// When the entry expires (unix ms), if ever.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// Records a vote. Only the voter's latest vote counts: the one with the highest `seq` in
+    /// its own log, whichever arrived first.
+    pub fn add_vote(&mut self, voter: MemberId, seq: u64, verdict: Verdict) {
+        let slot = self.votes.entry(voter).or_insert((seq, verdict));
+        if seq >= slot.0 {
+            *slot = (seq, verdict);
+        }
+    }
+
+    /// Records a retraction. Only the author can retract; anyone else's is ignored.
+    pub fn add_retraction(&mut self, by: MemberId) {
+        if by == self.author {
+            self.retracted = true;
+        }
+    }
+
+    /// Each voter's latest verdict.
+    pub fn votes(&self) -> impl Iterator<Item = (MemberId, Verdict)> + '_ {
+        self.votes.iter().map(|(m, (_, v))| (*m, *v))
+    }
+
+    /// The status under `policy` at time `now_ms`.
+    ///
+    /// Votes from the author or from non-members do not count. The quorum is capped at the
+    /// number of members who may vote (everyone but the author), so a dispute in a small
+    /// federation can always be resolved.
+    pub fn status(&self, policy: &Policy, now_ms: u64) -> Status {
+        if self.retracted {
+            return Status::Retracted;
+        }
+        if self.expires_at.is_some_and(|t| now_ms >= t) {
+            return Status::Expired;
+        }
+        let (mut confirms, mut disputes) = (0usize, 0usize);
+        for (voter, (_, verdict)) in &self.votes {
+            if *voter == self.author || !policy.members.contains(voter) {
+                continue;
+            }
+            match verdict {
+                Verdict::Confirm => confirms += 1,
+                Verdict::Dispute => disputes += 1,
+            }
+        }
+        let eligible = policy.members.iter().filter(|m| **m != self.author).count();
+        if disputes == 0 {
+            let needed = policy.confirmations_required.min(eligible);
+            return if confirms >= needed { Status::Verified } else { Status::Pending };
+        }
+        let quorum = policy.resolution_quorum.min(eligible).max(1);
+        if confirms + disputes < quorum {
+            Status::Disputed
+        } else if confirms > disputes {
+            Status::Verified
+        } else {
+            Status::Rejected
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
