@@ -26,6 +26,7 @@ pub struct EntryState {
     pub votes: EntryVotes,
 }
 
+#[derive(Clone, Copy)]
 enum Early {
     Vote { voter: MemberId, seq: u64, verdict: Verdict },
     Retract { by: MemberId },
@@ -105,6 +106,11 @@ impl Catalog {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

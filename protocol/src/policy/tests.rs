@@ -106,7 +106,7 @@ proptest! {
         };
         // Votes by one member at one seq are one record: dedupe so permutations are of
         // distinct records, as in a real log.
-        let mut distinct = votes.clone();
+        let mut distinct = votes;
         distinct.sort_by_key(|(m, s, _)| (*m, *s));
         distinct.dedup_by_key(|(m, s, _)| (*m, *s));
         let mut shuffled = distinct.clone();

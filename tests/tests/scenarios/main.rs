@@ -1,0 +1,3 @@
+//! Every multi-node and RPC scenario, in one test binary so the workspace builds few.
+
+mod rpc;
