@@ -234,6 +234,8 @@ pub struct StatusView {
     pub equivocators: Vec<MemberId>,
     /// Peers whose digest equals ours at the last comparison.
     pub in_sync_with: Vec<String>,
+    /// Connections refused because the peer is not a member.
+    pub refused_connections: u64,
 }
 
 /// An RPC error body.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod hashers;
 pub mod identity;
 pub mod index;
+pub mod net;
 pub mod node;
 pub mod replica;
 pub mod rpc;

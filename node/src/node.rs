@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
@@ -20,7 +20,7 @@ use crate::api::{
 use crate::config::{Config, TokenConfig};
 use crate::replica::{AuthorError, EntryState, Replica};
 use crate::store::{Store, StoreError};
-use crate::{identity, rpc};
+use crate::{identity, net, rpc};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The network could not start.
+    #[error(transparent)]
+    Net(#[from] net::NetError),
     /// The RPC port could not be bound.
     #[error(
         "cannot listen for RPC on {addr}: {source} (is the port in use? set rpc.listen in config.toml or pass --rpc-listen)"
@@ -96,6 +99,7 @@ pub(crate) struct Shared {
     manifest: Manifest,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
+    net: OnceLock<net::Client>,
 }
 
 /// A cheap-to-clone handle on a node: everything the RPC and tests may ask of it.
@@ -144,9 +148,14 @@ impl RunningNode {
                 manifest,
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
+                net: OnceLock::new(),
             }),
         };
         let cancel = CancellationToken::new();
+        let keypair = identity::libp2p_keypair(&handle.shared.key);
+        let (net, net_task) = net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone())?;
+        tracing::info!(peer_id = %net.peer_id(), "network started");
+        let _ = handle.shared.net.set(net);
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)
             .await
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
@@ -155,7 +164,7 @@ impl RunningNode {
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
         let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()));
         tracing::info!(%rpc_addr, "RPC listening");
-        Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task] })
+        Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task, net_task] })
     }
 
     /// The handle.
@@ -198,6 +207,24 @@ impl NodeHandle {
         &self.shared.manifest
     }
 
+    /// The network client.
+    pub fn net(&self) -> Option<&net::Client> {
+        self.shared.net.get()
+    }
+
+    /// The store (cheap clone), for reads that need not hold the replica lock.
+    pub fn store(&self) -> Store {
+        self.replica().store().clone()
+    }
+
+    /// Connected and known member peers.
+    pub async fn peers(&self) -> Vec<net::PeerView> {
+        match self.net() {
+            Some(net) => net.peers().await,
+            None => Vec::new(),
+        }
+    }
+
     async fn write(&self, body: Body) -> Result<Written, NodeError> {
         let (record, store) = {
             let mut replica = self.replica();
@@ -206,6 +233,9 @@ impl NodeHandle {
         };
         // Acknowledge only once durable.
         store.flush().await?;
+        if let Some(net) = self.shared.net.get() {
+            net.publish(record.bytes().to_vec());
+        }
         Ok(Written { id: record.id(), seq: record.seq() })
     }
 
@@ -362,8 +392,19 @@ impl NodeHandle {
         self.replica().ingest(record)
     }
 
-    /// The node's status.
-    pub fn status(&self) -> Result<StatusView, NodeError> {
+    /// The node's status, with the network's view of which peers hold an identical replica.
+    pub async fn status(&self) -> Result<StatusView, NodeError> {
+        let peers = self.peers().await;
+        let mut status = self.replica_status()?;
+        status.peer_id = self.net().map(|n| n.peer_id().to_string());
+        status.in_sync_with = peers.into_iter().filter(|p| p.in_sync).map(|p| p.peer_id).collect();
+        if let Some(net) = self.net() {
+            status.refused_connections = net.refused_connections().await;
+        }
+        Ok(status)
+    }
+
+    fn replica_status(&self) -> Result<StatusView, NodeError> {
         let replica = self.replica();
         let manifest = &self.shared.manifest;
         let heads = replica.heads()?;
@@ -389,6 +430,7 @@ impl NodeHandle {
             logs,
             equivocators: replica.equivocators().iter().copied().collect(),
             in_sync_with: Vec::new(),
+            refused_connections: 0,
         })
     }
 }

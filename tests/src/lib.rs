@@ -10,7 +10,9 @@ use ed25519_dalek::SigningKey;
 use hashmesh_node::RunningNode;
 use hashmesh_node::cli::init::{InitOptions, ManifestSource, init};
 use hashmesh_node::config::Config;
+use hashmesh_node::net::PeerView;
 use hashmesh_protocol::{Manifest, MemberId, MemberInfo, PolicyParams};
+use libp2p::PeerId;
 use serde_json::Value;
 
 /// How long any wait in a test may take before the test fails.
@@ -59,6 +61,16 @@ impl TestNode {
     /// `http://addr` of the RPC.
     pub fn rpc(&self) -> String {
         format!("http://{}", self.node.as_ref().expect("node is running").rpc_addr())
+    }
+
+    /// The node's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.handle().net().expect("network running").peer_id()
+    }
+
+    /// Its status.
+    pub async fn status(&self) -> hashmesh_node::api::StatusView {
+        self.handle().status().await.expect("status")
     }
 
     /// Starts (or restarts) the node from its data dir.
@@ -147,15 +159,25 @@ pub fn seeded_key(i: usize) -> SigningKey {
 impl TestNet {
     /// Creates and starts `n` member nodes of one federation.
     pub async fn new(n: usize) -> anyhow::Result<Self> {
-        let keys: Vec<SigningKey> = (0..n).map(seeded_key).collect();
-        let manifest = Manifest {
+        Self::create(0..n, Vec::new()).await
+    }
+
+    /// A one-node "federation" of a non-member (key index 1000) whose own manifest also lists
+    /// `trusted`, so it will try to connect to them.
+    pub async fn outsider(trusted: Vec<MemberInfo>) -> anyhow::Result<Self> {
+        Self::create(1000..1001, trusted).await
+    }
+
+    async fn create(key_indexes: std::ops::Range<usize>, extra: Vec<MemberInfo>) -> anyhow::Result<Self> {
+        let keys: Vec<SigningKey> = key_indexes.clone().map(seeded_key).collect();
+        let mut manifest = Manifest {
             name: "testnet".into(),
             epoch: 1,
             policy: PolicyParams::default(),
             members: keys
                 .iter()
-                .enumerate()
-                .map(|(i, k)| MemberInfo {
+                .zip(key_indexes)
+                .map(|(k, i)| MemberInfo {
                     name: format!("node{i}"),
                     key: MemberId::from_key(&k.verifying_key()),
                     peers: vec![hashmesh_node::identity::peer_id(k)],
@@ -163,8 +185,9 @@ impl TestNet {
                 })
                 .collect(),
         };
+        manifest.members.extend(extra);
         let mut nodes = Vec::new();
-        for (i, key) in keys.into_iter().enumerate() {
+        for (key, info) in keys.into_iter().zip(manifest.members.clone()) {
             let dir = tempfile::tempdir()?;
             let mut config = Config::default();
             config.rpc.listen = "127.0.0.1:0".parse()?;
@@ -176,7 +199,7 @@ impl TestNet {
             )?;
             let token = |name: &str| done.tokens.iter().find(|t| t.name == name).map(|t| t.token.clone());
             let mut node = TestNode {
-                name: format!("node{i}"),
+                name: info.name,
                 member: done.member,
                 admin: token("admin").context("admin token")?,
                 submitter: token("submitter").context("submitter token")?,
@@ -187,7 +210,85 @@ impl TestNet {
             node.start().await?;
             nodes.push(node);
         }
-        Ok(Self { nodes, manifest })
+        let net = Self { nodes, manifest };
+        net.introduce_all().await?;
+        net.wait_connected().await?;
+        Ok(net)
+    }
+
+    /// Tells every running node where every other one listens (ports are chosen by the OS).
+    pub async fn introduce_all(&self) -> anyhow::Result<()> {
+        let mut book = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.node.is_some()) {
+            let net = node.handle().net().context("network running")?;
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let addrs = loop {
+                let addrs = net.listen_addrs().await;
+                if !addrs.is_empty() {
+                    break addrs;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("{} never reported a listen address", node.name);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            book.push((net.peer_id(), addrs));
+        }
+        for node in self.nodes.iter().filter(|n| n.node.is_some()) {
+            let net = node.handle().net().context("network running")?;
+            for (peer, addrs) in &book {
+                for addr in addrs {
+                    net.add_address(*peer, addr.clone()).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every running node is connected to every other running node.
+    pub async fn wait_connected(&self) -> anyhow::Result<()> {
+        let running: Vec<&TestNode> = self.nodes.iter().filter(|n| n.node.is_some()).collect();
+        for node in &running {
+            let want: Vec<String> =
+                running.iter().filter(|o| o.member != node.member).map(|o| o.peer_id().to_string()).collect();
+            wait_until(&format!("{} connected to all", node.name), || async {
+                let peers = node.handle().peers().await;
+                want.iter()
+                    .all(|w| peers.iter().any(|p: &PeerView| &p.peer_id == w && p.connected_since.is_some()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the link between nodes `a` and `b`, both ways.
+    pub async fn cut(&self, a: usize, b: usize) {
+        let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
+        self.nodes[a].handle().net().expect("net").cut(pb).await;
+        self.nodes[b].handle().net().expect("net").cut(pa).await;
+    }
+
+    /// Restores the link between nodes `a` and `b`.
+    pub async fn restore(&self, a: usize, b: usize) {
+        let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
+        self.nodes[a].handle().net().expect("net").restore(pb).await;
+        self.nodes[b].handle().net().expect("net").restore(pa).await;
+    }
+
+    /// Waits until the given nodes hold identical replicas (equal digests) of `records` records.
+    pub async fn wait_converged(&self, which: &[usize], records: usize) -> anyhow::Result<()> {
+        wait_until(&format!("nodes {which:?} to converge on {records} records"), || async {
+            let mut digests = Vec::new();
+            for i in which {
+                let s = self.nodes[*i].status().await;
+                if s.records != records {
+                    return false;
+                }
+                digests.push(s.digest);
+            }
+            digests.windows(2).all(|w| w[0] == w[1])
+        })
+        .await
     }
 
     /// Stops every node.

@@ -38,7 +38,7 @@ pub(super) async fn method_not_allowed() -> ApiError {
 
 pub(super) async fn status(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<StatusView>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
-    Ok(Json(node.status()?))
+    Ok(Json(node.status().await?))
 }
 
 pub(super) async fn peers(
@@ -46,7 +46,7 @@ pub(super) async fn peers(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
-    Ok(Json(serde_json::json!({ "peers": [] })))
+    Ok(Json(serde_json::json!({ "peers": node.peers().await })))
 }
 
 pub(super) async fn submit(

@@ -1,3 +1,4 @@
 //! Every multi-node and RPC scenario, in one test binary so the workspace builds few.
 
+mod federation;
 mod rpc;

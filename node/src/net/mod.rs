@@ -1,0 +1,140 @@
+//! Replication between member nodes over libp2p: gossipsub push for speed, request-response
+//! catch-up sync for exactness.
+//!
+//! One task (the [`event_loop`]) owns the swarm; everything else talks to it through a
+//! [`Client`] that sends [`Command`]s over a bounded channel, with oneshot replies.
+
+mod behaviour;
+mod event_loop;
+mod peers;
+pub mod sync;
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeHandle;
+use crate::config::P2pConfig;
+pub use peers::PeerView;
+
+/// Commands waiting for the event loop; a full queue makes senders wait (or, for gossip
+/// publishing, drop the message: catch-up sync delivers it anyway).
+const COMMAND_QUEUE: usize = 1024;
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A listen address is not a multiaddress.
+    #[error("p2p.listen address {0:?} is not a valid multiaddress (e.g. /ip4/0.0.0.0/tcp/7700)")]
+    BadListenAddress(String),
+    /// Could not listen.
+    #[error("cannot listen on {addr}: {message} (is the port in use? change p2p.listen in config.toml)")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        message: String,
+    },
+    /// The swarm could not be built.
+    #[error("cannot start the network: {0}")]
+    Build(String),
+}
+
+/// Requests to the event loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish(Vec<u8>),
+    AddAddress(PeerId, Multiaddr),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Peers(oneshot::Sender<Vec<PeerView>>),
+    Refused(oneshot::Sender<u64>),
+    Cut(PeerId),
+    Restore(PeerId),
+    SyncNow,
+    BatchDone(event_loop::BatchDone),
+}
+
+/// A cheap handle on the network task.
+#[derive(Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl Client {
+    /// This node's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Gossips a record's canonical bytes. Never blocks: if the network is backed up the
+    /// message is dropped and peers get the record by catch-up sync instead.
+    pub fn publish(&self, bytes: Vec<u8>) {
+        if self.commands.try_send(Command::Publish(bytes)).is_err() {
+            tracing::debug!("gossip queue full; the record will travel by sync");
+        }
+    }
+
+    /// Tells the node where a member's peer can be dialed.
+    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) {
+        let _ = self.commands.send(Command::AddAddress(peer, addr)).await;
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.ask(Command::ListenAddrs).await.unwrap_or_default()
+    }
+
+    /// Connected and known member peers.
+    pub async fn peers(&self) -> Vec<PeerView> {
+        self.ask(Command::Peers).await.unwrap_or_default()
+    }
+
+    /// Connections refused because the peer is not in the manifest.
+    pub async fn refused_connections(&self) -> u64 {
+        self.ask(Command::Refused).await.unwrap_or_default()
+    }
+
+    /// Disconnects `peer` and refuses it until [`Client::restore`] (partitions in tests,
+    /// and an operator's emergency brake).
+    pub async fn cut(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Cut(peer)).await;
+    }
+
+    /// Allows `peer` again and redials it.
+    pub async fn restore(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Restore(peer)).await;
+    }
+
+    /// Starts a sync round with every connected peer now.
+    pub async fn sync_now(&self) {
+        let _ = self.commands.send(Command::SyncNow).await;
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Starts the network task for `node`.
+pub fn spawn(
+    node: NodeHandle,
+    key: libp2p::identity::Keypair,
+    config: &P2pConfig,
+    cancel: CancellationToken,
+) -> Result<(Client, JoinHandle<()>), NetError> {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let peer_id = key.public().to_peer_id();
+    let client = Client { commands: tx.clone(), peer_id };
+    let event_loop = event_loop::EventLoop::new(node, key, config, tx, rx)?;
+    let task = tokio::spawn(event_loop.run(cancel));
+    Ok((client, task))
+}
+
+/// Initial and minimum redial delay.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);

@@ -1,0 +1,175 @@
+//! Replication between member nodes, over real libp2p connections on loopback.
+
+use hashmesh_protocol::{Body, Entry, Fingerprint, FingerprintKind, Record, UnsignedRecord};
+use hashmesh_tests::{TestNet, seeded_key, wait_until};
+use serde_json::json;
+
+fn md5(n: u32) -> String {
+    format!("md5:{n:032x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_submitted_at_one_node_is_matchable_everywhere() {
+    let net = TestNet::new(4).await.expect("testnet");
+    let id = net.nodes[0].submit(&[&md5(1)], "csam").await;
+    for node in &net.nodes[1..] {
+        wait_until(&format!("{} matches the entry", node.name), || async {
+            let r = node
+                .call("POST", "/v1/match/hashes", Some(&node.matcher), Some(json!({"hashes": [md5(1)]})))
+                .await;
+            r.body["results"][0]["hits"][0]["entry"] == id.as_str()
+        })
+        .await
+        .expect("replicated");
+    }
+    net.wait_converged(&[0, 1, 2, 3], 1).await.expect("identical replicas");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_offline_during_1000_writes_catches_up_exactly() {
+    let mut net = TestNet::new(3).await.expect("testnet");
+    net.nodes[2].stop().await;
+    for n in 0..1000u32 {
+        let author = &net.nodes[(n % 2) as usize];
+        author
+            .handle()
+            .submit(hashmesh_node::api::SubmitEntry {
+                fingerprints: vec![md5(n).parse().expect("valid")],
+                category: "drugs".parse().expect("valid"),
+                links: vec![],
+                note: None,
+                expires_at: None,
+            })
+            .await
+            .expect("submit");
+    }
+    net.wait_converged(&[0, 1], 1000).await.expect("online nodes agree");
+    net.nodes[2].start().await.expect("restart");
+    net.introduce_all().await.expect("addresses");
+    net.wait_converged(&[0, 1, 2], 1000).await.expect("the returning node catches up exactly");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_heals_to_identical_digests() {
+    let net = TestNet::new(5).await.expect("testnet");
+    let (left, right) = ([0usize, 1], [2usize, 3, 4]);
+    for a in left {
+        for b in right {
+            net.cut(a, b).await;
+        }
+    }
+    for (i, node) in net.nodes.iter().enumerate() {
+        for k in 0..3 {
+            node.submit(&[&md5(100 * i as u32 + k)], "harmful_behavior").await;
+        }
+    }
+    net.wait_converged(&[0, 1], 6).await.expect("left side agrees");
+    net.wait_converged(&[2, 3, 4], 9).await.expect("right side agrees");
+    for a in left {
+        for b in right {
+            net.restore(a, b).await;
+        }
+    }
+    net.wait_converged(&[0, 1, 2, 3, 4], 15).await.expect("healed");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_member_cannot_connect_and_its_records_are_never_stored() {
+    let net = TestNet::new(2).await.expect("testnet");
+    // An outsider whose own manifest trusts node0, while node0's manifest does not list it.
+    let outsider_net = TestNet::outsider(vec![net.manifest.members[0].clone()]).await.expect("outsider");
+    let outsider = &outsider_net.nodes[0];
+    outsider.submit(&[&md5(666)], "csam").await;
+    let client = outsider.handle().net().expect("net").clone();
+    for addr in net.nodes[0].handle().net().expect("net").listen_addrs().await {
+        client.add_address(net.nodes[0].peer_id(), addr).await;
+    }
+    wait_until("node0 to refuse the outsider", || async {
+        net.nodes[0].status().await.refused_connections > 0
+    })
+    .await
+    .expect("refused");
+    // The federation still works, and holds nothing of the outsider's.
+    net.nodes[1].submit(&[&md5(7)], "drugs").await;
+    net.wait_converged(&[0, 1], 1).await.expect("members converge");
+    let peers = net.nodes[0].handle().peers().await;
+    assert!(peers.iter().all(|p| p.peer_id != outsider.peer_id().to_string()), "outsider is not a peer");
+    let status = net.nodes[0].status().await;
+    assert!(status.logs.iter().all(|l| l.author != outsider.member), "no outsider records");
+    outsider_net.shutdown().await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_record_from_a_member_is_rejected_and_not_forwarded() {
+    let net = TestNet::new(3).await.expect("testnet");
+    // A line: node0 – node1 – node2, so anything node2 gets from node0 passes node1.
+    net.cut(0, 2).await;
+    let id = net.nodes[0].submit(&[&md5(1)], "csam").await;
+    net.wait_converged(&[0, 1, 2], 1).await.expect("converged");
+    let record = net.nodes[0].handle().store().get(&id.parse().expect("id")).expect("read").expect("held");
+    let mut forged = record.bytes().to_vec();
+    let at = forged.len() - 80;
+    forged[at] ^= 0x40;
+    let node0_net = net.nodes[0].handle().net().expect("net");
+    node0_net.publish(forged);
+    // A valid record right behind it on the same stream: once node2 has it, node1 has
+    // handled the forged one.
+    let after = net.nodes[0].submit(&[&md5(2)], "csam").await;
+    wait_until("node2 to hold the valid record", || async {
+        net.nodes[2].handle().entry(&after.parse().expect("id")).is_ok()
+    })
+    .await
+    .expect("valid record arrives");
+    let from_node0 = net.nodes[1].handle().peers().await;
+    let p0 = net.nodes[0].peer_id().to_string();
+    assert_eq!(from_node0.iter().find(|p| p.peer_id == p0).map(|p| p.rejects), Some(1), "node1 rejected it");
+    let at_node2 = net.nodes[2].handle().peers().await;
+    assert!(at_node2.iter().all(|p| p.rejects == 0), "node1 did not forward it: {at_node2:?}");
+    net.wait_converged(&[0, 1, 2], 2).await.expect("only the valid records");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocating_author_is_detected_on_every_node() {
+    let net = TestNet::new(3).await.expect("testnet");
+    net.nodes[0].submit(&[&md5(1)], "csam").await;
+    net.wait_converged(&[0, 1, 2], 1).await.expect("converged");
+    // node0's member signs two different records at seq 2 and shows each to one node.
+    let head = net.nodes[0].handle().store().head(&net.nodes[0].member).expect("head").expect("has head");
+    let fork = |n: u8| -> Record {
+        UnsignedRecord {
+            author: net.nodes[0].member,
+            seq: head.seq + 1,
+            prev: head.id,
+            timestamp: 0,
+            body: Body::Entry(Entry {
+                fingerprints: vec![Fingerprint::new(FingerprintKind::Sha1, vec![n; 20]).expect("valid")],
+                category: "csam".parse().expect("valid"),
+                links: vec![],
+                note: None,
+                expires_at: None,
+            }),
+        }
+        .sign(&seeded_key(0))
+        .expect("sign")
+    };
+    let (one, two) = (fork(1), fork(2));
+    assert_ne!(one.id(), two.id());
+    net.nodes[1].handle().ingest(one).expect("ingest");
+    net.nodes[2].handle().ingest(two).expect("ingest");
+    for node in &net.nodes {
+        node.handle().net().expect("net").sync_now().await;
+    }
+    for node in &net.nodes {
+        wait_until(&format!("{} to flag the equivocation", node.name), || async {
+            node.status().await.equivocators.contains(&net.nodes[0].member)
+        })
+        .await
+        .expect("equivocation detected");
+    }
+    net.shutdown().await;
+}
