@@ -244,3 +244,10 @@ pub struct ErrorBody {
     /// What went wrong and what to do.
     pub error: String,
 }
+
+/// `GET /v1/peers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerList {
+    /// Every member peer this node knows, connected or not.
+    pub peers: Vec<crate::net::PeerView>,
+}

@@ -11,6 +11,7 @@ use hashmesh_protocol::{
     Action, Body, Entry, Fingerprint, Manifest, MemberId, Record, RecordId, Retract, Status, Vote,
 };
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{
@@ -151,9 +152,10 @@ impl RunningNode {
                 net: OnceLock::new(),
             }),
         };
+        let span = tracing::info_span!("node", member = %manifest_name(&handle));
         let cancel = CancellationToken::new();
         let keypair = identity::libp2p_keypair(&handle.shared.key);
-        let (net, net_task) = net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone())?;
+        let (net, net_task) = span.in_scope(|| net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone()))?;
         tracing::info!(peer_id = %net.peer_id(), "network started");
         let _ = handle.shared.net.set(net);
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)
@@ -162,7 +164,7 @@ impl RunningNode {
         let rpc_addr = listener
             .local_addr()
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
-        let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()));
+        let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()).instrument(span));
         tracing::info!(%rpc_addr, "RPC listening");
         Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task, net_task] })
     }
@@ -454,4 +456,8 @@ pub fn digest(heads: &[(MemberId, crate::store::Head)]) -> [u8; 32] {
         hasher.update(&head.id.0);
     }
     *hasher.finalize().as_bytes()
+}
+
+fn manifest_name(handle: &NodeHandle) -> String {
+    handle.manifest().member(&handle.member()).map_or_else(|| handle.member().short(), |m| m.name.clone())
 }

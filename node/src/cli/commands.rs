@@ -10,8 +10,8 @@ use super::client::Client;
 use super::init::{InitOptions, Initialised, ManifestSource, init};
 use super::{Cli, Command, EntriesArgs, InitArgs, MatchArgs, RunArgs, SubmitArgs};
 use crate::api::{
-    CastVote, EntryPage, EntryView, MatchHashes, MatchResponse, RawRecord, RetractEntry, StatusView,
-    SubmitEntry, Written,
+    CastVote, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord, RetractEntry,
+    StatusView, SubmitEntry, Written,
 };
 use crate::config::{CONFIG_FILE, Config};
 use crate::hashers;
@@ -27,6 +27,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => cmd_init(&args, json),
         Command::Run(args) => cmd_run(args).await,
+        Command::Devnet(args) => super::devnet::devnet(&args).await,
+        Command::Peers => {
+            let c = client();
+            blocking(Box::new(move || {
+                let list: PeerList = c.get("/v1/peers")?;
+                if json {
+                    print_json(&list);
+                    return Ok(());
+                }
+                for p in &list.peers {
+                    println!(
+                        "{} {:<10} {:<28} received {:<6} rejects {:<3} {}",
+                        p.peer_id,
+                        p.member.as_deref().unwrap_or("?"),
+                        p.address.as_deref().unwrap_or("(not connected)"),
+                        p.records_received,
+                        p.rejects,
+                        if p.in_sync { "in sync" } else { "" }
+                    );
+                }
+                Ok(())
+            }))
+            .await
+        }
         Command::Status => {
             let c = client();
             blocking(Box::new(move || print_status(&c.get::<StatusView>("/v1/status")?, json))).await
@@ -354,7 +378,7 @@ fn hash_files(files: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
 }
 
 /// Ctrl-C, or SIGTERM from `docker stop` / systemd.
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub(super) async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod devnet;
 pub mod init;
 
 use std::path::PathBuf;
@@ -40,8 +41,12 @@ pub enum Command {
     Init(InitArgs),
     /// Run a node from its data dir (created with defaults on first run).
     Run(RunArgs),
-    /// Show the node's status: replica size, digest, logs, equivocators.
+    /// Run a local federation of N member nodes in one process (fresh keys, one manifest).
+    Devnet(DevnetArgs),
+    /// Show the node's status: replica size, digest, logs, equivocators, sync state.
     Status,
+    /// List member peers: connection, address, records exchanged, rejects.
+    Peers,
     /// Submit an entry: fingerprints of content your platform removed.
     Submit(SubmitArgs),
     /// Vote on another member's entry (admin token).
@@ -106,6 +111,23 @@ pub struct RunArgs {
     /// Override the RPC listen address from config.toml.
     #[arg(long)]
     pub rpc_listen: Option<std::net::SocketAddr>,
+}
+
+/// `hashmesh devnet`.
+#[derive(Debug, clap::Args)]
+pub struct DevnetArgs {
+    /// How many member nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Where the nodes' data dirs live (reused on the next run).
+    #[arg(long, default_value = "hashmesh-devnet")]
+    pub dir: PathBuf,
+    /// First RPC port; node i listens on this + i.
+    #[arg(long, default_value_t = 7800)]
+    pub rpc_port: u16,
+    /// First libp2p port; node i listens on this + i.
+    #[arg(long, default_value_t = 7700)]
+    pub p2p_port: u16,
 }
 
 /// `hashmesh submit`.

@@ -132,7 +132,7 @@ pub fn spawn(
     let peer_id = key.public().to_peer_id();
     let client = Client { commands: tx.clone(), peer_id };
     let event_loop = event_loop::EventLoop::new(node, key, config, tx, rx)?;
-    let task = tokio::spawn(event_loop.run(cancel));
+    let task = tokio::spawn(tracing::Instrument::in_current_span(event_loop.run(cancel)));
     Ok((client, task))
 }
 

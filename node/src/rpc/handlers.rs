@@ -11,8 +11,8 @@ use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::api::{
-    CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, RawRecord, RecordsQuery,
-    RetractEntry, StatusView, SubmitEntry, Written,
+    CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord,
+    RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
 };
 use crate::config::Role;
 use crate::node::action_rank;
@@ -44,9 +44,9 @@ pub(super) async fn status(State(node): State<NodeHandle>, headers: HeaderMap) -
 pub(super) async fn peers(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<PeerList>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
-    Ok(Json(serde_json::json!({ "peers": node.peers().await })))
+    Ok(Json(PeerList { peers: node.peers().await }))
 }
 
 pub(super) async fn submit(
