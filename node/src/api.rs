@@ -167,6 +167,10 @@ pub struct MatchResponse {
     pub results: Vec<MatchResult>,
     /// The strongest action over all hits.
     pub action: Action,
+    /// For file uploads: why the file, which looked like an image, could not be decoded
+    /// (only its exact kinds were matched).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub image_error: Option<String>,
 }
 
 /// A raw signed record, for audit.

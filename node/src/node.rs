@@ -1,6 +1,7 @@
 //! A running node: its replica, its RPC server and (once started) its network, and the
 //! [`NodeHandle`] through which the RPC and the tests act on it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -8,17 +9,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use hashmesh_protocol::{
-    Action, Body, Entry, Fingerprint, Manifest, MemberId, Record, RecordId, Retract, Status, Vote,
+    Action, Body, Entry, Fingerprint, FingerprintKind, Manifest, MemberId, Record, RecordId, Retract, Status,
+    Vote,
 };
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::{
     CastVote, EntryFilter, EntryPage, EntryView, Hit, LogHead, MatchResult, RetractEntry, StatusView,
     SubmitEntry, VoteView, Written,
 };
 use crate::config::{Config, TokenConfig};
+use crate::hashers::Computed;
 use crate::replica::{AuthorError, EntryState, Replica};
 use crate::store::{Store, StoreError};
 use crate::{identity, net, rpc};
@@ -155,7 +158,8 @@ impl RunningNode {
         let span = tracing::info_span!("node", member = %manifest_name(&handle));
         let cancel = CancellationToken::new();
         let keypair = identity::libp2p_keypair(&handle.shared.key);
-        let (net, net_task) = span.in_scope(|| net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone()))?;
+        let (net, net_task) =
+            span.in_scope(|| net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone()))?;
         tracing::info!(peer_id = %net.peer_id(), "network started");
         let _ = handle.shared.net.set(net);
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)
@@ -350,20 +354,30 @@ impl NodeHandle {
 
     /// Looks up fingerprints: exact kinds by equality, perceptual kinds by Hamming distance.
     pub fn match_fingerprints(&self, hashes: &[Fingerprint]) -> Vec<MatchResult> {
+        let computed: Vec<Computed> = hashes.iter().cloned().map(Computed::plain).collect();
+        self.match_computed(&computed)
+    }
+
+    /// Looks up computed fingerprints, each with its variants (PDQ's dihedral forms); a
+    /// fingerprint marked `skipped` (too low quality) is reported, not matched.
+    pub fn match_computed(&self, queries: &[Computed]) -> Vec<MatchResult> {
         let now = now_ms();
         let policy = self.shared.manifest.policy();
-        let max_distance = self.shared.manifest.pdq_max_distance();
         let replica = self.replica();
         let catalog = replica.catalog();
-        hashes
+        queries
             .iter()
-            .map(|fp| {
-                let found: Vec<(RecordId, u32)> = if fp.kind().is_perceptual() {
-                    catalog.perceptual().query(fp, max_distance)
-                } else {
-                    catalog.exact(fp).iter().map(|id| (*id, 0)).collect()
-                };
-                let mut hits: Vec<Hit> = found
+            .map(|query| {
+                let mut best: BTreeMap<RecordId, u32> = BTreeMap::new();
+                if query.skipped.is_none() {
+                    for fp in std::iter::once(&query.fingerprint).chain(&query.variants) {
+                        for (id, distance) in self.lookup(catalog, fp) {
+                            let d = best.entry(id).or_insert(distance);
+                            *d = (*d).min(distance);
+                        }
+                    }
+                }
+                let mut hits: Vec<Hit> = best
                     .into_iter()
                     .filter_map(|(id, distance)| {
                         let state = catalog.get(&id)?;
@@ -372,16 +386,28 @@ impl NodeHandle {
                             entry: id,
                             category: state.entry.category.clone(),
                             status,
-                            kind: fp.kind(),
+                            kind: query.fingerprint.kind(),
                             distance,
                             action: status.action(),
                         })
                     })
                     .collect();
                 hits.sort_by_key(|h| (action_rank(h.action), h.distance, h.entry));
-                MatchResult { hash: fp.clone(), quality: None, skipped: None, hits }
+                MatchResult {
+                    hash: query.fingerprint.clone(),
+                    quality: query.quality,
+                    skipped: query.skipped.clone(),
+                    hits,
+                }
             })
             .collect()
+    }
+
+    fn lookup(&self, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {
+        match max_distance(&self.shared.manifest, fp.kind()) {
+            Some(max) => catalog.perceptual().query(fp, max),
+            None => catalog.exact(fp).iter().map(|id| (*id, 0)).collect(),
+        }
     }
 
     /// Raw signed records of `author` from `from_seq`.
@@ -434,6 +460,21 @@ impl NodeHandle {
             in_sync_with: Vec::new(),
             refused_connections: 0,
         })
+    }
+}
+
+/// The match threshold of a perceptual kind; `None` for exact kinds.
+pub fn max_distance(manifest: &Manifest, kind: FingerprintKind) -> Option<u32> {
+    match kind {
+        FingerprintKind::Pdq => Some(manifest.pdq_max_distance()),
+        // image_hasher kinds: about 10% of the bits, the usual near-duplicate threshold.
+        FingerprintKind::Dhash => Some(14),
+        FingerprintKind::Phash => Some(6),
+        FingerprintKind::Blake3
+        | FingerprintKind::Sha256
+        | FingerprintKind::Sha1
+        | FingerprintKind::Md5
+        | FingerprintKind::Url => None,
     }
 }
 

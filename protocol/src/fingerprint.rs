@@ -23,7 +23,7 @@ pub enum FingerprintKind {
     Pdq,
     /// BLAKE3 of a normalised URL.
     Url,
-    /// image_hasher double-gradient hash, 8×8 grid, 128 bits.
+    /// image_hasher double-gradient hash, hash size 16×16 (a 9×9 grid), 144 bits.
     Dhash,
     /// image_hasher mean-of-DCT hash, 8×8, 64 bits.
     Phash,
@@ -54,7 +54,7 @@ impl FingerprintKind {
             Self::Blake3 | Self::Sha256 | Self::Pdq | Self::Url => 32,
             Self::Sha1 => 20,
             Self::Md5 => 16,
-            Self::Dhash => 16,
+            Self::Dhash => 18,
             Self::Phash => 8,
         }
     }

@@ -35,6 +35,17 @@ impl Client {
         self.finish(path, req.send_json(body))
     }
 
+    pub(super) fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> anyhow::Result<T> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/octet-stream");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.send(body))
+    }
+
     fn finish<T: DeserializeOwned>(
         &self,
         path: &str,

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use hashmesh_protocol::Fingerprint;
 use serde::Serialize;
 
 use super::client::Client;
@@ -100,7 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client();
             blocking(Box::new(move || match_(&c, args, json))).await
         }
-        Command::Hash { files } => hash_files(&files, json),
+        Command::Hash { files, urls } => hash_files(&files, &urls, json),
         Command::Records { author, from_seq, limit } => {
             let c = client();
             blocking(Box::new(move || {
@@ -212,21 +211,26 @@ fn print_written(what: &str, w: &Written, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn local_fingerprints(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<(String, hashers::Computed)>> {
-    let mut out = Vec::new();
-    for file in files {
-        let computed =
-            hashers::fingerprint_file(file).with_context(|| format!("cannot hash {}", file.display()))?;
-        out.extend(computed.into_iter().map(|c| (file.display().to_string(), c)));
+fn hash_file(file: &Path) -> anyhow::Result<hashers::Hashed> {
+    let hashed =
+        hashers::fingerprint_file(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if let Some(e) = &hashed.image_error {
+        eprintln!("warning: {}: {e}; only its exact fingerprints were computed", file.display());
     }
-    Ok(out)
+    Ok(hashed)
 }
 
 fn submit(c: &Client, args: SubmitArgs, json: bool) -> anyhow::Result<()> {
     let mut fingerprints = args.hashes;
-    for (_, computed) in local_fingerprints(&args.files)? {
-        if computed.skipped.is_none() {
-            fingerprints.push(computed.fingerprint);
+    for url in &args.urls {
+        fingerprints.push(hashers::url::fingerprint(url)?);
+    }
+    for file in &args.files {
+        for computed in hash_file(file)?.computed {
+            match computed.skipped {
+                None => fingerprints.push(computed.fingerprint),
+                Some(why) => eprintln!("{}: not submitting {}: {why}", file.display(), computed.fingerprint),
+            }
         }
     }
     let body = SubmitEntry {
@@ -296,30 +300,43 @@ fn print_entry(e: &EntryView, full: bool) {
 
 fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
     if args.hashes.is_empty() && args.files.is_empty() {
-        bail!("give fingerprints with --hash kind:hex, or files to hash");
+        bail!("give fingerprints with --hash kind:hex, or files to match");
     }
-    let mut hashes: Vec<Fingerprint> = args.hashes;
-    let mut skipped = Vec::new();
-    for (file, computed) in local_fingerprints(&args.files)? {
-        match computed.skipped {
-            Some(why) => skipped.push(format!("{file}: {} not matched: {why}", computed.fingerprint)),
-            None => hashes.push(computed.fingerprint),
-        }
+    let mut responses = Vec::new();
+    if !args.hashes.is_empty() {
+        responses
+            .push(("--hash".to_owned(), c.post("/v1/match/hashes", &MatchHashes { hashes: args.hashes })?));
     }
-    let response: MatchResponse = c.post("/v1/match/hashes", &MatchHashes { hashes })?;
+    for file in &args.files {
+        // The file goes to this platform's own node, which computes every fingerprint
+        // (PDQ with its dihedral variants included); nothing leaves the platform.
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        responses.push((file.display().to_string(), c.post_bytes("/v1/match", &bytes)?));
+    }
     if json {
-        print_json(&response);
+        let all: Vec<_> =
+            responses.iter().map(|(what, r)| serde_json::json!({ "input": what, "response": r })).collect();
+        print_json(&all);
         return Ok(());
     }
-    for line in skipped {
-        println!("{line}");
+    for (what, response) in &responses {
+        print_match(what, response);
     }
-    let mut any = false;
+    Ok(())
+}
+
+fn print_match(what: &str, response: &MatchResponse) {
+    println!("{what}: action {:?}", response.action);
+    if let Some(e) = &response.image_error {
+        println!("  warning: {e}");
+    }
     for r in &response.results {
+        if let Some(why) = &r.skipped {
+            println!("  {} not matched: {why}", r.hash);
+        }
         for h in &r.hits {
-            any = true;
             println!(
-                "{} -> entry {} {} {} distance {} -> {:?}",
+                "  {} -> entry {} {} {} distance {} -> {:?}",
                 r.hash,
                 h.entry,
                 h.category,
@@ -329,19 +346,29 @@ fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    if !any {
-        println!("no match");
+    if response.results.iter().all(|r| r.hits.is_empty()) {
+        println!("  no match");
     }
-    println!("action: {:?}", response.action);
-    Ok(())
 }
 
-fn hash_files(files: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
+fn hash_files(files: &[std::path::PathBuf], urls: &[String], json: bool) -> anyhow::Result<()> {
     let mut failed = false;
+    for url in urls {
+        let fp = hashers::url::fingerprint(url)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "url": url, "fingerprints": [{ "kind": fp.kind(), "value": fp.value_hex() }] })
+            );
+        } else {
+            println!("{fp}");
+        }
+    }
     for file in files {
-        match hashers::fingerprint_file(file) {
-            Ok(computed) if json => {
-                let fps: Vec<serde_json::Value> = computed
+        match hash_file(file) {
+            Ok(hashed) if json => {
+                let fps: Vec<serde_json::Value> = hashed
+                    .computed
                     .iter()
                     .map(|c| {
                         let mut v = serde_json::json!({ "kind": c.fingerprint.kind(), "value": c.fingerprint.value_hex() });
@@ -356,8 +383,8 @@ fn hash_files(files: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::json!({ "file": file, "fingerprints": fps }));
             }
-            Ok(computed) => {
-                for c in computed {
+            Ok(hashed) => {
+                for c in hashed.computed {
                     match (c.quality, &c.skipped) {
                         (Some(q), Some(why)) => println!("{}  quality={q} ({why})", c.fingerprint),
                         (Some(q), None) => println!("{}  quality={q}", c.fingerprint),

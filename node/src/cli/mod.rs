@@ -62,11 +62,17 @@ pub enum Command {
     },
     /// Match fingerprints (--hash) or files against the node's replica.
     Match(MatchArgs),
-    /// Print every fingerprint of each file, offline (no node needed).
+    /// Print every fingerprint of each file (and URL), offline (no node needed).
+    ///
+    /// Exact kinds for any file; for images (JPEG, PNG, GIF, WebP, BMP) also pdq (with its
+    /// quality), dhash and phash.
     Hash {
         /// Files to hash.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "urls")]
         files: Vec<PathBuf>,
+        /// URLs to fingerprint as `url:` (normalised, then blake3).
+        #[arg(long = "url")]
+        urls: Vec<String>,
     },
     /// Raw signed records of one author's log, for audit.
     Records {
@@ -134,11 +140,14 @@ pub struct DevnetArgs {
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     /// Fingerprint as kind:hex (repeatable).
-    #[arg(long = "hash", required_unless_present = "files")]
+    #[arg(long = "hash", required_unless_present_any = ["files", "urls"])]
     pub hashes: Vec<Fingerprint>,
     /// Files to fingerprint locally and submit (only fingerprints leave this machine).
     #[arg(long = "file")]
     pub files: Vec<PathBuf>,
+    /// URLs of the content, submitted as `url:` fingerprints so shared links match.
+    #[arg(long = "url")]
+    pub urls: Vec<String>,
     /// Category: csam, drugs, harmful_behavior, or one the manifest adds.
     #[arg(long)]
     pub category: Category,

@@ -1,7 +1,10 @@
-//! Hashers: pure functions from content to fingerprints. No I/O beyond reading the bytes the
-//! caller hands in.
+//! Hashers: pure functions from content to fingerprints. No I/O beyond reading the file the
+//! caller names.
 
 mod exact;
+pub mod image;
+pub mod pdq;
+pub mod url;
 
 use hashmesh_protocol::Fingerprint;
 
@@ -16,32 +19,70 @@ pub struct Computed {
     pub quality: Option<u8>,
     /// Set when the fingerprint must not be used for matching, saying why.
     pub skipped: Option<String>,
+    /// Other forms of the same content to look up too: PDQ's 7 other dihedral variants
+    /// (rotations and mirror images), so a flipped copy still matches.
+    pub variants: Vec<Fingerprint>,
 }
 
 impl Computed {
-    fn plain(fingerprint: Fingerprint) -> Self {
-        Self { fingerprint, quality: None, skipped: None }
+    /// A fingerprint with no quality and no variants.
+    pub fn plain(fingerprint: Fingerprint) -> Self {
+        Self { fingerprint, quality: None, skipped: None, variants: Vec::new() }
     }
 }
 
-/// Every fingerprint that can be computed from `bytes`.
-pub fn fingerprint_bytes(bytes: &[u8]) -> Vec<Computed> {
-    let mut hasher = ExactHasher::default();
-    hasher.update(bytes);
-    hasher.finish().into_iter().map(Computed::plain).collect()
+/// Everything computed from some content.
+#[derive(Debug, Clone, Default)]
+pub struct Hashed {
+    /// The fingerprints.
+    pub computed: Vec<Computed>,
+    /// Set when the content looked like an image but could not be decoded.
+    pub image_error: Option<String>,
 }
 
-/// Every fingerprint of the file at `path`, streaming it for the exact kinds.
-pub fn fingerprint_file(path: &std::path::Path) -> std::io::Result<Vec<Computed>> {
+/// Every fingerprint that can be computed from `bytes`.
+pub fn fingerprint_bytes(bytes: &[u8]) -> Hashed {
+    let mut hasher = ExactHasher::default();
+    hasher.update(bytes);
+    let mut hashed =
+        Hashed { computed: hasher.finish().into_iter().map(Computed::plain).collect(), image_error: None };
+    add_image_kinds(bytes, &mut hashed);
+    hashed
+}
+
+/// Every fingerprint of the file at `path`. Exact kinds are streamed; an image is read whole
+/// to be decoded (its size is bounded by the decoder's limits).
+pub fn fingerprint_file(path: &std::path::Path) -> std::io::Result<Hashed> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = ExactHasher::default();
+    let mut head = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
+    let mut is_image = None;
     loop {
         let n = std::io::Read::read(&mut file, &mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        if is_image.is_none() {
+            is_image = Some(image::looks_like_image(&buf[..n]));
+        }
+        if is_image == Some(true) {
+            head.extend_from_slice(&buf[..n]);
+        }
     }
-    Ok(hasher.finish().into_iter().map(Computed::plain).collect())
+    let mut hashed =
+        Hashed { computed: hasher.finish().into_iter().map(Computed::plain).collect(), image_error: None };
+    add_image_kinds(&head, &mut hashed);
+    Ok(hashed)
+}
+
+fn add_image_kinds(bytes: &[u8], hashed: &mut Hashed) {
+    if !image::looks_like_image(bytes) {
+        return;
+    }
+    match image::decode(bytes) {
+        Ok(img) => hashed.computed.extend(image::fingerprints(&img)),
+        Err(e) => hashed.image_error = Some(e.to_string()),
+    }
 }

@@ -41,10 +41,7 @@ pub(super) async fn status(State(node): State<NodeHandle>, headers: HeaderMap) -
     Ok(Json(node.status().await?))
 }
 
-pub(super) async fn peers(
-    State(node): State<NodeHandle>,
-    headers: HeaderMap,
-) -> Result<Json<PeerList>> {
+pub(super) async fn peers(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<PeerList>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
     Ok(Json(PeerList { peers: node.peers().await }))
 }
@@ -136,17 +133,11 @@ pub(super) async fn match_file(
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: send the file's bytes as the request body"));
     }
-    let computed = crate::hashers::fingerprint_bytes(&body);
-    let mut results =
-        node.match_fingerprints(&computed.iter().map(|c| c.fingerprint.clone()).collect::<Vec<_>>());
-    for (result, computed) in results.iter_mut().zip(&computed) {
-        result.quality = computed.quality;
-        if let Some(why) = &computed.skipped {
-            result.skipped = Some(why.clone());
-            result.hits.clear();
-        }
-    }
-    Ok(Json(respond(results)))
+    let hashed = crate::hashers::fingerprint_bytes(&body);
+    let results = node.match_computed(&hashed.computed);
+    let mut response = respond(results);
+    response.image_error = hashed.image_error;
+    Ok(Json(response))
 }
 
 fn respond(results: Vec<crate::api::MatchResult>) -> MatchResponse {
@@ -155,7 +146,7 @@ fn respond(results: Vec<crate::api::MatchResult>) -> MatchResponse {
         .flat_map(|r| r.hits.iter().map(|h| h.action))
         .min_by_key(|a| action_rank(*a))
         .unwrap_or(Action::None);
-    MatchResponse { results, action }
+    MatchResponse { results, action, image_error: None }
 }
 
 pub(super) async fn records(

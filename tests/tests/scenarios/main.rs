@@ -1,4 +1,5 @@
 //! Every multi-node and RPC scenario, in one test binary so the workspace builds few.
 
 mod federation;
+mod matching;
 mod rpc;

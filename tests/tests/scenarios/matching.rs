@@ -1,0 +1,111 @@
+//! Matching content through the RPC: perceptual hashes survive the usual edits, low-quality
+//! hashes are reported rather than matched, and broken images are clear errors.
+
+use hashmesh_tests::{TestNet, wait_until};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../node/tests/fixtures/pdq/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("fixture")
+}
+
+fn png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}
+
+/// The result for the fingerprint of `kind` in a match reply.
+fn result_of(body: &Value, kind: &str) -> Value {
+    let prefix = format!("{kind}:");
+    body["results"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["hash"].as_str().is_some_and(|h| h.starts_with(&prefix))))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn no_hits(body: &Value) -> bool {
+    body["results"].as_array().is_some_and(|rs| rs.iter().all(|r| r["hits"] == json!([])))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_copies_of_a_listed_image_match_at_another_node() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let original = fixture("coffee.png");
+
+    // Node a's platform hashes the image it removed and lists its PDQ (only the hash travels).
+    let hashed =
+        a.call_raw("POST", "/v1/match", Some(&a.matcher), Some(original.clone()), Some("image/png")).await;
+    assert_eq!(hashed.status, 200, "{hashed:?}");
+    let pdq = result_of(&hashed.body, "pdq")["hash"].as_str().unwrap_or("").to_owned();
+    assert!(pdq.starts_with("pdq:"), "a PDQ was computed: {hashed:?}");
+    let id = a.submit(&[&pdq], "csam").await;
+
+    // Node b sees a mirrored, re-encoded, slightly resized copy.
+    let img = image::load_from_memory(&original).expect("decode");
+    let edited = img.fliph().resize(300, 300, image::imageops::FilterType::Triangle);
+    let upload = png(&edited);
+    wait_until("node b to hold the entry", || async { b.handle().entry(&id.parse().expect("id")).is_ok() })
+        .await
+        .expect("replicated");
+    let reply = b.call_raw("POST", "/v1/match", Some(&b.matcher), Some(upload), Some("image/png")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let pdq_result = result_of(&reply.body, "pdq");
+    let hit = &pdq_result["hits"][0];
+    assert_eq!(hit["entry"], id.as_str(), "mirrored copy matches: {pdq_result}");
+    assert!(hit["distance"].as_u64().is_some_and(|d| d <= 31), "{hit}");
+    assert_eq!(reply.body["action"], "review", "a pending entry sends the upload to review");
+
+    // An unrelated photo does not match.
+    let other = b
+        .call_raw("POST", "/v1/match", Some(&b.matcher), Some(fixture("rocket.png")), Some("image/png"))
+        .await;
+    assert!(no_hits(&other.body), "{other:?}");
+    net.shutdown().await;
+}
+
+#[tokio::test]
+async fn low_quality_hash_is_reported_not_matched() {
+    let net = TestNet::new(1).await.expect("testnet");
+    let n = &net.nodes[0];
+    let flat = fixture("nearflat_160x120.png");
+    let reply = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(flat), Some("image/png")).await;
+    let pdq = result_of(&reply.body, "pdq");
+    assert!(pdq["quality"].as_u64().is_some_and(|q| q < 50), "{pdq}");
+    assert!(pdq["skipped"].as_str().is_some_and(|s| s.contains("below 50")), "{pdq}");
+    // Even when that very hash is listed, it is not matched.
+    n.submit(&[pdq["hash"].as_str().expect("hash")], "csam").await;
+    let again = n
+        .call_raw(
+            "POST",
+            "/v1/match",
+            Some(&n.matcher),
+            Some(fixture("nearflat_160x120.png")),
+            Some("image/png"),
+        )
+        .await;
+    let pdq = result_of(&again.body, "pdq");
+    assert_eq!(pdq["hits"], json!([]), "{pdq}");
+    net.shutdown().await;
+}
+
+#[tokio::test]
+async fn corrupt_image_is_a_clear_error_and_exact_kinds_still_match() {
+    let net = TestNet::new(1).await.expect("testnet");
+    let n = &net.nodes[0];
+    let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
+    broken.extend_from_slice(b"this is not the rest of a png");
+    let sha =
+        n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(broken.clone()), Some("image/png")).await;
+    assert_eq!(sha.status, 200, "{sha:?}");
+    assert!(sha.body["image_error"].as_str().is_some_and(|e| e.contains("cannot decode image")), "{sha:?}");
+    let sha256 = result_of(&sha.body, "sha256");
+    n.submit(&[sha256["hash"].as_str().expect("hash")], "drugs").await;
+    let again = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(broken), Some("image/png")).await;
+    assert_eq!(again.body["action"], "remove", "single-member federation: verified at once: {again:?}");
+    let empty = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(Vec::new()), Some("image/png")).await;
+    assert_eq!(empty.status, 400, "{empty:?}");
+    net.shutdown().await;
+}
