@@ -54,6 +54,9 @@ pub(crate) struct EventLoop {
     pending: HashMap<OutboundRequestId, Pending>,
     fetching: HashMap<MemberId, PeerId>,
     asking_heads: HashSet<PeerId>,
+    /// Peers that had something to offer while that author was being fetched from another
+    /// peer: asked again once the fetch ends, so nothing waits for the periodic round.
+    recheck: HashSet<PeerId>,
     refused_connections: u64,
 }
 
@@ -114,6 +117,7 @@ impl EventLoop {
             pending: HashMap::new(),
             fetching: HashMap::new(),
             asking_heads: HashSet::new(),
+            recheck: HashSet::new(),
             refused_connections: 0,
         })
     }
@@ -405,7 +409,9 @@ impl EventLoop {
             store.get_at(author, seq).ok().flatten().map(|r| r.id())
         });
         for fetch in plan {
-            if !self.fetching.contains_key(&fetch.author) {
+            if self.fetching.contains_key(&fetch.author) {
+                self.recheck.insert(peer);
+            } else {
                 self.fetch(peer, fetch);
             }
         }
@@ -450,8 +456,13 @@ impl EventLoop {
         } else if done.rejected.is_none() && done.received == done.fetch.limit as usize {
             let from_seq = done.last_seq.map_or(done.fetch.from_seq, |s| s + 1);
             self.fetch(done.peer, Fetch { from_seq, ..done.fetch });
-        } else if done.stored > 0 {
-            self.ask_heads(done.peer);
+        } else {
+            if done.stored > 0 {
+                self.ask_heads(done.peer);
+            }
+            for peer in std::mem::take(&mut self.recheck) {
+                self.ask_heads(peer);
+            }
         }
     }
 }
