@@ -260,6 +260,37 @@ impl NodeHandle {
         self.write(body).await
     }
 
+    /// Submits many entries with one flush at the end (bulk import): far faster than one
+    /// `submit` each, and just as durable once it returns.
+    pub async fn submit_batch(&self, entries: Vec<SubmitEntry>) -> Result<Vec<Written>, NodeError> {
+        let mut written = Vec::with_capacity(entries.len());
+        let mut records = Vec::with_capacity(entries.len());
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            // Hold the lock for bounded chunks so reads and gossip are not starved.
+            let mut replica = self.replica();
+            for req in entries.by_ref().take(4096) {
+                let body = Body::Entry(Entry {
+                    fingerprints: req.fingerprints,
+                    category: req.category,
+                    links: req.links,
+                    note: req.note,
+                    expires_at: req.expires_at,
+                });
+                let record = replica.author(&self.shared.key, body, now_ms())?;
+                written.push(Written { id: record.id(), seq: record.seq() });
+                records.push(record);
+            }
+        }
+        self.store().flush().await?;
+        if let Some(net) = self.shared.net.get() {
+            for record in records {
+                net.publish(record.bytes().to_vec());
+            }
+        }
+        Ok(written)
+    }
+
     /// Votes on another member's entry. `reviewer` is the admin's token name.
     pub async fn vote(
         &self,
@@ -418,6 +449,14 @@ impl NodeHandle {
     /// Offers a record that came from outside (a peer, an import).
     pub fn ingest(&self, record: Record) -> Result<crate::replica::Ingested, crate::replica::IngestError> {
         self.replica().ingest(record)
+    }
+
+    /// Offers a record whose signature the caller has already checked.
+    pub fn ingest_verified(
+        &self,
+        record: Record,
+    ) -> Result<crate::replica::Ingested, crate::replica::IngestError> {
+        self.replica().ingest_verified(record)
     }
 
     /// The node's status, with the network's view of which peers hold an identical replica.

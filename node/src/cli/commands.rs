@@ -37,11 +37,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 for p in &list.peers {
                     println!(
-                        "{} {:<10} {:<28} received {:<6} rejects {:<3} {}",
+                        "{} {:<10} {:<28} received {:<6} sent {:<6} rejects {:<3} {}",
                         p.peer_id,
                         p.member.as_deref().unwrap_or("?"),
                         p.address.as_deref().unwrap_or("(not connected)"),
                         p.records_received,
+                        p.records_sent,
                         p.rejects,
                         if p.in_sync { "in sync" } else { "" }
                     );

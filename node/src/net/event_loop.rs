@@ -331,6 +331,9 @@ impl EventLoop {
         match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
                 let response = self.serve(request);
+                if let (SyncResponse::Records(records), Some(p)) = (&response, self.peers.get_mut(&peer)) {
+                    p.sent += records.len() as u64;
+                }
                 if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
                     tracing::debug!(%peer, "sync response not sent: connection closed");
                 }
@@ -428,7 +431,7 @@ impl EventLoop {
         // Verifying signatures is the costly part: do it off the event loop.
         tokio::spawn(async move {
             let outcome =
-                tokio::task::spawn_blocking(move || ingest_batch(&node, peer, fetch, records)).await;
+                tokio::task::spawn_blocking(move || ingest_batch(&node, peer, fetch, &records)).await;
             if let Ok(batch) = outcome {
                 let _ = done.send(Command::BatchDone(batch)).await;
             }
@@ -472,7 +475,7 @@ fn ingest_batch(
     node: &NodeHandle,
     peer: PeerId,
     fetch: Fetch,
-    records: Vec<serde_bytes::ByteBuf>,
+    records: &[serde_bytes::ByteBuf],
 ) -> BatchDone {
     let mut done = BatchDone {
         peer,
@@ -483,9 +486,10 @@ fn ingest_batch(
         rejected: None,
         fork_at: None,
     };
+    let mut decoded = Vec::with_capacity(records.len());
     for bytes in records {
-        let record = match Record::decode(&bytes) {
-            Ok(r) if r.author() == fetch.author => r,
+        match Record::decode(bytes) {
+            Ok(r) if r.author() == fetch.author => decoded.push(r),
             Ok(r) => {
                 done.rejected =
                     Some(format!("asked for {}'s log, got a record by {}", fetch.author, r.author()));
@@ -495,9 +499,16 @@ fn ingest_batch(
                 done.rejected = Some(e.to_string());
                 break;
             }
-        };
+        }
+    }
+    let checks = verify_all(&decoded);
+    for (record, check) in decoded.into_iter().zip(checks) {
+        if let Err(e) = check {
+            done.rejected = Some(e.to_string());
+            break;
+        }
         let seq = record.seq();
-        match node.ingest(record) {
+        match node.ingest_verified(record) {
             Ok(Ingested::Stored { also }) => done.stored += 1 + also.len() as u64,
             Ok(_) => {}
             Err(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { seq, .. })) => {
@@ -512,4 +523,27 @@ fn ingest_batch(
         done.last_seq = Some(seq);
     }
     done
+}
+
+/// Checks every signature (`verify_strict`), spread over the machine's cores: signature
+/// checks are what limits catch-up speed.
+fn verify_all(records: &[Record]) -> Vec<Result<(), hashmesh_protocol::ValidationError>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(Record::verify_signature).collect::<Vec<_>>()))
+            .collect();
+        // Results stop at a worker that panicked, so the caller's zip stops there and the
+        // rest of the batch is fetched again later.
+        let mut checks = Vec::with_capacity(records.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => checks.extend(part),
+                Err(_) => break,
+            }
+        }
+        checks
+    })
 }

@@ -22,6 +22,8 @@ pub struct PeerView {
     pub connected_since: Option<u64>,
     /// Records received from this peer and stored.
     pub records_received: u64,
+    /// Records sent to this peer in sync responses.
+    pub records_sent: u64,
     /// Invalid messages received from this peer.
     pub rejects: u64,
     /// Whether its vector clock equalled ours at the last comparison.
@@ -35,6 +37,7 @@ pub(super) struct Peer {
     pub(super) connected: Option<(Multiaddr, u64)>,
     pub(super) connections: u32,
     pub(super) received: u64,
+    pub(super) sent: u64,
     pub(super) rejects: u64,
     pub(super) in_sync: bool,
     pub(super) cut: bool,
@@ -50,6 +53,7 @@ impl Peer {
             connected: None,
             connections: 0,
             received: 0,
+            sent: 0,
             rejects: 0,
             in_sync: false,
             cut: false,
@@ -65,6 +69,7 @@ impl Peer {
             address: self.connected.as_ref().map(|(a, _)| a.to_string()),
             connected_since: self.connected.as_ref().map(|(_, t)| *t),
             records_received: self.received,
+            records_sent: self.sent,
             rejects: self.rejects,
             in_sync: self.in_sync,
         }

@@ -127,17 +127,50 @@ pub(super) async fn match_hashes(
 pub(super) async fn match_file(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<MatchResponse>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
+    let body = upload(&headers, request).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: send the file's bytes as the request body"));
     }
-    let hashed = crate::hashers::fingerprint_bytes(&body);
+    // Hashing and decoding are CPU work: keep them off the async workers.
+    let hashed = tokio::task::spawn_blocking(move || crate::hashers::fingerprint_bytes(&body))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the upload failed"))?;
     let results = node.match_computed(&hashed.computed);
     let mut response = respond(results);
     response.image_error = hashed.image_error;
     Ok(Json(response))
+}
+
+/// The uploaded file: the raw body, or the first file part of a multipart form.
+async fn upload(headers: &HeaderMap, request: axum::extract::Request) -> Result<axum::body::Bytes> {
+    use axum::extract::FromRequest;
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let too_large = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read the upload: {e} (rpc.max_body_bytes limits it)"),
+        )
+    };
+    if !is_multipart {
+        return axum::body::Bytes::from_request(request, &()).await.map_err(|e| too_large(&e));
+    }
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
+    while let Some(field) =
+        form.next_field().await.map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+    {
+        if field.file_name().is_some() || field.name() == Some("file") {
+            return field.bytes().await.map_err(|e| too_large(&e));
+        }
+    }
+    Err(ApiError::bad_request("the multipart form has no file part: send it as `file`"))
 }
 
 fn respond(results: Vec<crate::api::MatchResult>) -> MatchResponse {

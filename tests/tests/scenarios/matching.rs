@@ -105,6 +105,20 @@ async fn corrupt_image_is_a_clear_error_and_exact_kinds_still_match() {
     n.submit(&[sha256["hash"].as_str().expect("hash")], "drugs").await;
     let again = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(broken), Some("image/png")).await;
     assert_eq!(again.body["action"], "remove", "single-member federation: verified at once: {again:?}");
+    // The same upload as a multipart form, as browsers and most HTTP tools send files.
+    let mut form = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+    form.extend_from_slice(b"\x89PNG\r\n\x1a\nthis is not the rest of a png");
+    form.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let multipart = n
+        .call_raw(
+            "POST",
+            "/v1/match",
+            Some(&n.matcher),
+            Some(form),
+            Some("multipart/form-data; boundary=XyZ"),
+        )
+        .await;
+    assert_eq!(multipart.body["action"], "remove", "{multipart:?}");
     let empty = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(Vec::new()), Some("image/png")).await;
     assert_eq!(empty.status, 400, "{empty:?}");
     net.shutdown().await;
