@@ -150,7 +150,28 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path, message: e.to_string() })
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
+        config.check().map_err(|message| ConfigError::Invalid { path, message })?;
+        Ok(config)
+    }
+
+    /// Rejects values the node cannot run with.
+    pub fn check(&self) -> Result<(), String> {
+        if self.p2p.sync_interval < Duration::from_millis(100)
+            || self.p2p.sync_interval > Duration::from_secs(86_400)
+        {
+            return Err("p2p.sync_interval must be between 100ms and 24h (e.g. \"30s\")".into());
+        }
+        if self.p2p.max_redial_backoff < Duration::from_secs(1)
+            || self.p2p.max_redial_backoff > Duration::from_secs(3600)
+        {
+            return Err("p2p.max_redial_backoff must be between 1s and 1h (e.g. \"60s\")".into());
+        }
+        if self.rpc.max_body_bytes < 1024 {
+            return Err("rpc.max_body_bytes must be at least 1024".into());
+        }
+        Ok(())
     }
 
     /// The TOML text.

@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     manifest: Manifest,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
+    /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
+    pub(crate) hashing: tokio::sync::Semaphore,
     net: OnceLock<net::Client>,
 }
 
@@ -152,6 +154,9 @@ impl RunningNode {
                 manifest,
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
+                hashing: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                ),
                 net: OnceLock::new(),
             }),
         };
@@ -261,12 +266,14 @@ impl NodeHandle {
     }
 
     /// Submits many entries with one flush at the end (bulk import): far faster than one
-    /// `submit` each, and just as durable once it returns.
+    /// `submit` each, and just as durable once it returns. If an entry is refused, the ones
+    /// before it stay written (and durable) and the error is returned.
     pub async fn submit_batch(&self, entries: Vec<SubmitEntry>) -> Result<Vec<Written>, NodeError> {
         let mut written = Vec::with_capacity(entries.len());
         let mut records = Vec::with_capacity(entries.len());
         let mut entries = entries.into_iter().peekable();
-        while entries.peek().is_some() {
+        let mut failed = None;
+        'chunks: while entries.peek().is_some() {
             // Hold the lock for bounded chunks so reads and gossip are not starved.
             let mut replica = self.replica();
             for req in entries.by_ref().take(4096) {
@@ -277,18 +284,29 @@ impl NodeHandle {
                     note: req.note,
                     expires_at: req.expires_at,
                 });
-                let record = replica.author(&self.shared.key, body, now_ms())?;
-                written.push(Written { id: record.id(), seq: record.seq() });
-                records.push(record);
+                match replica.author(&self.shared.key, body, now_ms()) {
+                    Ok(record) => {
+                        written.push(Written { id: record.id(), seq: record.seq() });
+                        records.push(record);
+                    }
+                    Err(e) => {
+                        failed = Some(NodeError::from(e));
+                        break 'chunks;
+                    }
+                }
             }
         }
+        // What was written is made durable and published even if a later entry failed.
         self.store().flush().await?;
         if let Some(net) = self.shared.net.get() {
             for record in records {
                 net.publish(record.bytes().to_vec());
             }
         }
-        Ok(written)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 
     /// Votes on another member's entry. `reviewer` is the admin's token name.

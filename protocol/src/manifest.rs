@@ -142,10 +142,13 @@ impl Manifest {
             return rule(format!("resolution_quorum {q} must be between 1 and the member count {n}"));
         }
         if let Some(c) = self.policy.confirmations_required
-            && c >= n.max(1)
             && n > 1
+            && (c == 0 || c >= n)
         {
-            return rule(format!("confirmations_required {c} must be below the member count {n}"));
+            return rule(format!(
+                "confirmations_required {c} must be between 1 and {} (0 would verify every entry unreviewed)",
+                n - 1
+            ));
         }
         if self.policy.pdq_max_distance.is_some_and(|d| d > 128) {
             return rule("pdq_max_distance above 128 would match unrelated images".into());
@@ -235,5 +238,11 @@ mod tests {
         );
         assert!(matches!(Manifest::from_toml(&quorum), Err(ManifestError::Rule(_))));
         assert!(matches!(Manifest::from_toml("name = 3"), Err(ManifestError::Syntax(_))));
+        let unreviewed = format!(
+            "name = \"fed\"\nepoch = 1\n[policy]\nconfirmations_required = 0\n[[members]]\nname = \"a\"\nkey = \"{}\"\n[[members]]\nname = \"b\"\nkey = \"{}\"\n",
+            key(1),
+            key(2)
+        );
+        assert!(matches!(Manifest::from_toml(&unreviewed), Err(ManifestError::Rule(_))));
     }
 }

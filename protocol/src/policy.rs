@@ -141,10 +141,12 @@ impl EntryVotes {
     }
 
     /// Records a vote. Only the voter's latest vote counts: the one with the highest `seq` in
-    /// its own log, whichever arrived first.
+    /// its own log, whichever arrived first. Two different votes at the same seq can only come
+    /// from an equivocating voter; then `Dispute` wins, so the outcome does not depend on
+    /// which of the two a node saw first.
     pub fn add_vote(&mut self, voter: MemberId, seq: u64, verdict: Verdict) {
         let slot = self.votes.entry(voter).or_insert((seq, verdict));
-        if seq >= slot.0 {
+        if seq > slot.0 || (seq == slot.0 && verdict == Verdict::Dispute) {
             *slot = (seq, verdict);
         }
     }

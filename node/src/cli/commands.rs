@@ -25,6 +25,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Init(args) => cmd_init(&args, json),
+        Command::Keygen { out } => {
+            let key = crate::identity::generate(&out)?;
+            let member = hashmesh_protocol::MemberId::from_key(&key.verifying_key());
+            let peer = crate::identity::peer_id(&key);
+            if json {
+                print_json(&serde_json::json!({ "key_file": out, "member": member, "peer_id": peer }));
+            } else {
+                println!("wrote {} (keep it secret; mode 0600)", out.display());
+                println!("member key: {member}");
+                println!("peer id:    {peer}");
+                println!("send both to the federation; once the manifest lists them:");
+                println!("  hashmesh init --key {} --manifest federation.toml", out.display());
+            }
+            Ok(())
+        }
         Command::Run(args) => cmd_run(args).await,
         Command::Devnet(args) => super::devnet::devnet(&args).await,
         Command::Peers => {
@@ -134,7 +149,11 @@ fn cmd_init(args: &InitArgs, json: bool) -> anyhow::Result<()> {
         Some(path) => ManifestSource::File(path.clone()),
         None => ManifestSource::Genesis { federation: args.federation.clone(), name: args.name.clone() },
     };
-    let done = init(&args.data_dir, InitOptions { manifest, key: None, config })?;
+    let key = match &args.key {
+        Some(path) => Some(crate::identity::load(path)?),
+        None => None,
+    };
+    let done = init(&args.data_dir, InitOptions { manifest, key, config })?;
     report_init(&args.data_dir, &done, json);
     Ok(())
 }
@@ -153,7 +172,9 @@ fn report_init(dir: &Path, done: &Initialised, json: bool) {
     }
     println!("(tokens are also in {}, mode 0600)", dir.join(super::init::TOKENS_FILE).display());
     if !done.in_manifest {
-        println!("note: the manifest does not list this member yet: send the key above to the federation");
+        println!(
+            "note: the manifest does not list this member: `run` will refuse to start; use the key the manifest lists (--key), or send this key to the federation"
+        );
     }
 }
 

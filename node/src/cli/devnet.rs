@@ -15,6 +15,13 @@ use crate::config::{CONFIG_FILE, Config};
 pub(super) async fn devnet(args: &DevnetArgs) -> anyhow::Result<()> {
     let n = args.nodes;
     anyhow::ensure!((1..=64).contains(&n), "--nodes must be between 1 and 64");
+    for (flag, base) in [("--rpc-port", args.rpc_port), ("--p2p-port", args.p2p_port)] {
+        anyhow::ensure!(
+            base >= 1024 && usize::from(base) + n <= 65_536,
+            "{flag} {base}: node ports {base}..{} must lie in 1024..=65535",
+            usize::from(base) + n - 1
+        );
+    }
     let dirs: Vec<_> = (0..n).map(|i| args.dir.join(format!("node{i}"))).collect();
     if dirs[0].join(CONFIG_FILE).exists() {
         println!("reusing the devnet in {}", args.dir.display());
@@ -80,7 +87,8 @@ fn create(args: &DevnetArgs, dirs: &[std::path::PathBuf]) -> anyhow::Result<()> 
     };
     for (i, (dir, key)) in dirs.iter().zip(keys).enumerate() {
         let mut config = Config::default();
-        config.rpc.listen = ([127, 0, 0, 1], args.rpc_port + i as u16).into();
+        // In range: checked against the node count in `devnet`.
+        config.rpc.listen = ([127, 0, 0, 1], args.rpc_port.saturating_add(i as u16)).into();
         config.p2p.listen = vec![p2p(i)];
         init(dir, InitOptions { manifest: ManifestSource::Given(manifest.clone()), key: Some(key), config })?;
     }

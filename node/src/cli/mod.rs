@@ -41,6 +41,13 @@ pub enum Command {
     Init(InitArgs),
     /// Run a node from its data dir (created with defaults on first run).
     Run(RunArgs),
+    /// Make a member key file (0600) and print the member key and peer id to send to the
+    /// federation, which lists them in its manifest; then `init --key FILE --manifest …`.
+    Keygen {
+        /// Where to write the key.
+        #[arg(long, default_value = "member.key")]
+        out: PathBuf,
+    },
     /// Run a local federation of N member nodes in one process (fresh keys, one manifest).
     Devnet(DevnetArgs),
     /// Show the node's status: replica size, digest, logs, equivocators, sync state.
@@ -97,6 +104,10 @@ pub struct InitArgs {
     /// The federation manifest to join; without it, a single-member genesis manifest is made.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+    /// Use this member key file (from `hashmesh keygen`) instead of generating a new key:
+    /// the key the federation's manifest lists for you.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
     /// Federation name for a new genesis manifest.
     #[arg(long, default_value = "local")]
     pub federation: String,
@@ -211,7 +222,8 @@ pub struct MatchArgs {
     /// Fingerprint as kind:hex (repeatable).
     #[arg(long = "hash")]
     pub hashes: Vec<Fingerprint>,
-    /// Files to match: hashed locally, only fingerprints are sent.
+    /// Files to match: uploaded to this platform's own node (`--rpc`), which computes every
+    /// fingerprint, PDQ with its mirrored and rotated variants included.
     pub files: Vec<PathBuf>,
 }
 

@@ -13,8 +13,10 @@ use super::pdq;
 
 /// Widest or tallest image decoded.
 pub const MAX_SIDE: u32 = 16_384;
-/// Most memory one decode may allocate.
-pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Most memory one decode may allocate: about 64 megapixels of RGB. Hashing then needs about
+/// 8 more bytes per pixel, so one upload costs at most ~700 MiB, and the RPC runs at most
+/// one hashing job per core.
+pub const MAX_DECODE_BYTES: u64 = 192 * 1024 * 1024;
 /// PDQ hashes below this quality are not matched, as the industry does.
 pub const MIN_PDQ_QUALITY: u8 = 50;
 
@@ -121,7 +123,7 @@ mod tests {
     #[test]
     fn truncated_and_garbage_images_are_errors() {
         let bytes = fixture("coffee_600x400.jpg");
-        assert!(decode(&bytes[..bytes.len() / 3]).is_err() || decode(&bytes[..100]).is_err());
+        assert!(decode(&bytes[..100]).is_err(), "a JPEG cut inside its headers cannot decode");
         assert!(decode(b"\x89PNG\r\n\x1a\nnot really").is_err());
     }
 

@@ -50,30 +50,49 @@ pub fn fingerprint_bytes(bytes: &[u8]) -> Hashed {
     hashed
 }
 
-/// Every fingerprint of the file at `path`. Exact kinds are streamed; an image is read whole
-/// to be decoded (its size is bounded by the decoder's limits).
+/// Largest image file read into memory to be decoded.
+pub const MAX_IMAGE_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Every fingerprint of the file at `path`. Exact kinds are streamed, so any size is fine; an
+/// image is also read whole to be decoded, up to [`MAX_IMAGE_FILE_BYTES`].
 pub fn fingerprint_file(path: &std::path::Path) -> std::io::Result<Hashed> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = ExactHasher::default();
-    let mut head = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
-    let mut is_image = None;
+    // `Some` while the file looks like an image small enough to decode.
+    let mut image_bytes: Option<Vec<u8>> = None;
+    let mut first = true;
+    let mut too_large = false;
     loop {
         let n = std::io::Read::read(&mut file, &mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        if is_image.is_none() {
-            is_image = Some(image::looks_like_image(&buf[..n]));
+        if first && image::looks_like_image(&buf[..n]) {
+            image_bytes = Some(Vec::new());
         }
-        if is_image == Some(true) {
-            head.extend_from_slice(&buf[..n]);
+        first = false;
+        if let Some(bytes) = &mut image_bytes {
+            if bytes.len() + n > MAX_IMAGE_FILE_BYTES {
+                image_bytes = None;
+                too_large = true;
+            } else {
+                bytes.extend_from_slice(&buf[..n]);
+            }
         }
     }
     let mut hashed =
         Hashed { computed: hasher.finish().into_iter().map(Computed::plain).collect(), image_error: None };
-    add_image_kinds(&head, &mut hashed);
+    if too_large {
+        hashed.image_error = Some(format!(
+            "image file is larger than {} MiB; only exact kinds computed",
+            MAX_IMAGE_FILE_BYTES >> 20
+        ));
+    }
+    if let Some(bytes) = image_bytes {
+        add_image_kinds(&bytes, &mut hashed);
+    }
     Ok(hashed)
 }
 

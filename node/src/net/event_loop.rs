@@ -23,6 +23,9 @@ use crate::config::P2pConfig;
 use crate::node::now_ms;
 use crate::replica::{IngestError, Ingested};
 
+/// Most dial addresses remembered per peer (manifest, identify and operator together).
+const MAX_ADDRS_PER_PEER: usize = 16;
+
 /// What a request in flight was for.
 enum Pending {
     Heads(PeerId),
@@ -148,6 +151,9 @@ impl EventLoop {
                 if let Some(p) = self.peers.get_mut(&peer)
                     && !p.addrs.contains(&addr)
                 {
+                    if p.addrs.len() >= MAX_ADDRS_PER_PEER {
+                        p.addrs.remove(0);
+                    }
                     p.addrs.push(addr);
                     p.next_dial = Instant::now();
                 }
@@ -223,6 +229,17 @@ impl EventLoop {
         self.pending.insert(id, Pending::Range(peer, fetch));
     }
 
+    /// A fetch of `author` from `peer` is over (done, failed or abandoned): free the author
+    /// for the next fetch and ask again the peers that offered it meanwhile.
+    fn fetch_ended(&mut self, author: MemberId, peer: PeerId) {
+        if self.fetching.get(&author) == Some(&peer) {
+            self.fetching.remove(&author);
+        }
+        for other in std::mem::take(&mut self.recheck) {
+            self.ask_heads(other);
+        }
+    }
+
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -275,8 +292,8 @@ impl EventLoop {
                 ..
             })) => {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
-                    for addr in info.listen_addrs {
-                        if !p.addrs.contains(&addr) {
+                    for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                        if !p.addrs.contains(&addr) && p.addrs.len() < MAX_ADDRS_PER_PEER {
                             p.addrs.push(addr);
                         }
                     }
@@ -287,8 +304,12 @@ impl EventLoop {
     }
 
     fn forget_requests_to(&mut self, peer: PeerId) {
-        self.fetching.retain(|_, p| *p != peer);
         self.asking_heads.remove(&peer);
+        let abandoned: Vec<MemberId> =
+            self.fetching.iter().filter(|(_, p)| **p == peer).map(|(a, _)| *a).collect();
+        for author in abandoned {
+            self.fetch_ended(author, peer);
+        }
     }
 
     fn on_gossip(&mut self, source: PeerId, id: &gossipsub::MessageId, data: &[u8]) {
@@ -311,6 +332,12 @@ impl EventLoop {
             }
             // Forward evidence of equivocation so every node learns of it.
             Ok(Ingested::Equivocation) => Accept,
+            Err(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { .. })) => {
+                // Validly signed but off our chain: the author forked earlier. The relaying
+                // peer may be honest, so do not punish it; sync fetches the fork as evidence.
+                self.ask_heads(source);
+                Ignore
+            }
             Err(IngestError::Invalid(e)) => {
                 tracing::warn!(peer = %source, error = %e, "rejected gossip message");
                 if let Some(p) = self.peers.get_mut(&source) {
@@ -354,9 +381,7 @@ impl EventLoop {
                     Some(Pending::Heads(p)) => {
                         self.asking_heads.remove(&p);
                     }
-                    Some(Pending::Range(_, fetch)) => {
-                        self.fetching.remove(&fetch.author);
-                    }
+                    Some(Pending::Range(p, fetch)) => self.fetch_ended(fetch.author, p),
                     None => {}
                 }
             }
@@ -423,7 +448,7 @@ impl EventLoop {
     fn on_records(&mut self, peer: PeerId, fetch: Fetch, response: SyncResponse) {
         let SyncResponse::Records(records) = response else {
             tracing::debug!(%peer, ?response, "range refused");
-            self.fetching.remove(&fetch.author);
+            self.fetch_ended(fetch.author, peer);
             return;
         };
         let node = self.node.clone();
@@ -439,7 +464,6 @@ impl EventLoop {
     }
 
     fn on_batch_done(&mut self, done: &BatchDone) {
-        self.fetching.remove(&done.fetch.author);
         if let Some(p) = self.peers.get_mut(&done.peer) {
             p.received += done.stored;
             if done.rejected.is_some() {
@@ -449,23 +473,32 @@ impl EventLoop {
         if let Some(reason) = &done.rejected {
             tracing::warn!(peer = %done.peer, author = %done.fetch.author, %reason, "rejected synced record");
         }
-        if let Some(seq) = done.fork_at {
+        let still_ours = self.fetching.get(&done.fetch.author) == Some(&done.peer);
+        if !still_ours {
+            // The peer went away meanwhile and the author was handed to another peer.
+            return;
+        }
+        let regular = done.fetch.limit == sync::BATCH;
+        if let Some(seq) = done.fork_at.filter(|_| regular) {
             // The peer's log forks from ours below this seq: fetch its record there, which the
-            // store keeps as evidence of equivocation.
+            // store keeps as evidence of equivocation. That single fetch ends the exchange for
+            // this author; the next round will not plan past a fork it cannot extend.
             self.fetch(
                 done.peer,
                 Fetch { author: done.fetch.author, from_seq: seq.saturating_sub(1).max(1), limit: 1 },
             );
-        } else if done.rejected.is_none() && done.received == done.fetch.limit as usize {
+        } else if regular
+            && done.rejected.is_none()
+            && done.fork_at.is_none()
+            && done.received == done.fetch.limit as usize
+        {
             let from_seq = done.last_seq.map_or(done.fetch.from_seq, |s| s + 1);
             self.fetch(done.peer, Fetch { from_seq, ..done.fetch });
         } else {
             if done.stored > 0 {
                 self.ask_heads(done.peer);
             }
-            for peer in std::mem::take(&mut self.recheck) {
-                self.ask_heads(peer);
-            }
+            self.fetch_ended(done.fetch.author, done.peer);
         }
     }
 }

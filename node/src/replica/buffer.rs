@@ -11,22 +11,31 @@ use hashmesh_protocol::{MemberId, Record};
 pub(crate) struct Buffer {
     by_author: HashMap<MemberId, BTreeMap<u64, Record>>,
     len: usize,
+    bytes: usize,
     cap: usize,
 }
+
+/// Most bytes of records held, whatever their count.
+const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 impl Buffer {
     /// An empty buffer holding at most `cap` records.
     pub(crate) fn new(cap: usize) -> Self {
-        Self { by_author: HashMap::new(), len: 0, cap }
+        Self { by_author: HashMap::new(), len: 0, bytes: 0, cap }
     }
 
-    /// Keeps `record` until its author's log reaches it.
+    /// Keeps `record` until its author's log reaches it. A second, different record at a
+    /// position already held is not kept here: once the first is stored, sync finds the
+    /// conflict and the store keeps it as evidence.
     pub(crate) fn insert(&mut self, record: Record) {
         let log = self.by_author.entry(record.author()).or_default();
-        if log.insert(record.seq(), record).is_none() {
+        let size = record.bytes().len();
+        if let std::collections::btree_map::Entry::Vacant(slot) = log.entry(record.seq()) {
+            slot.insert(record);
             self.len += 1;
+            self.bytes += size;
         }
-        if self.len > self.cap {
+        while self.len > self.cap || self.bytes > MAX_BYTES {
             self.evict_one();
         }
     }
@@ -37,11 +46,20 @@ impl Buffer {
             .iter()
             .filter_map(|(author, log)| log.keys().next_back().map(|seq| (*seq, *author)))
             .max();
-        if let Some((seq, author)) = furthest
-            && let Some(log) = self.by_author.get_mut(&author)
+        let Some((seq, author)) = furthest else {
+            // Nothing left to evict; the counters are already zero.
+            self.len = 0;
+            self.bytes = 0;
+            return;
+        };
+        if let Some(log) = self.by_author.get_mut(&author)
+            && let Some(record) = log.remove(&seq)
         {
-            log.remove(&seq);
             self.len -= 1;
+            self.bytes -= record.bytes().len();
+            if log.is_empty() {
+                self.by_author.remove(&author);
+            }
         }
     }
 
@@ -52,12 +70,14 @@ impl Buffer {
             if *entry.key() >= seq {
                 break;
             }
-            entry.remove();
+            let old = entry.remove();
             self.len -= 1;
+            self.bytes -= old.bytes().len();
         }
         let record = log.remove(&seq);
-        if record.is_some() {
+        if let Some(r) = &record {
             self.len -= 1;
+            self.bytes -= r.bytes().len();
         }
         if log.is_empty() {
             self.by_author.remove(author);

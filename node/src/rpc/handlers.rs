@@ -134,7 +134,14 @@ pub(super) async fn match_file(
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: send the file's bytes as the request body"));
     }
-    // Hashing and decoding are CPU work: keep them off the async workers.
+    // Hashing and decoding are CPU and memory heavy: at most one job per core, off the async
+    // workers.
+    let _permit = node
+        .shared
+        .hashing
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))?;
     let hashed = tokio::task::spawn_blocking(move || crate::hashers::fingerprint_bytes(&body))
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the upload failed"))?;

@@ -138,13 +138,14 @@ async fn equivocating_author_is_detected_on_every_node() {
     let net = TestNet::new(3).await.expect("testnet");
     net.nodes[0].submit(&[&md5(1)], "csam").await;
     net.wait_converged(&[0, 1, 2], 1).await.expect("converged");
-    // node0's member signs two different records at seq 2 and shows each to one node.
+    // node0's member signs two different records at seq 2 and shows each to one node; on
+    // node1's branch it goes on writing (seq 3), so node1's log runs past the fork.
     let head = net.nodes[0].handle().store().head(&net.nodes[0].member).expect("head").expect("has head");
-    let fork = |n: u8| -> Record {
+    let fork_at = |n: u8, seq: u64, prev: hashmesh_protocol::RecordId| -> Record {
         UnsignedRecord {
             author: net.nodes[0].member,
-            seq: head.seq + 1,
-            prev: head.id,
+            seq,
+            prev,
             timestamp: 0,
             body: Body::Entry(Entry {
                 fingerprints: vec![Fingerprint::new(FingerprintKind::Sha1, vec![n; 20]).expect("valid")],
@@ -157,9 +158,11 @@ async fn equivocating_author_is_detected_on_every_node() {
         .sign(&seeded_key(0))
         .expect("sign")
     };
-    let (one, two) = (fork(1), fork(2));
+    let (one, two) = (fork_at(1, head.seq + 1, head.id), fork_at(2, head.seq + 1, head.id));
     assert_ne!(one.id(), two.id());
+    let one_more = fork_at(3, head.seq + 2, one.id());
     net.nodes[1].handle().ingest(one).expect("ingest");
+    net.nodes[1].handle().ingest(one_more).expect("ingest");
     net.nodes[2].handle().ingest(two).expect("ingest");
     for node in &net.nodes {
         node.handle().net().expect("net").sync_now().await;
