@@ -270,33 +270,36 @@ impl NodeHandle {
     /// before it stay written (and durable) and the error is returned.
     pub async fn submit_batch(&self, entries: Vec<SubmitEntry>) -> Result<Vec<Written>, NodeError> {
         let mut written = Vec::with_capacity(entries.len());
-        let mut records = Vec::with_capacity(entries.len());
-        let mut entries = entries.into_iter().peekable();
         let mut failed = None;
-        'chunks: while entries.peek().is_some() {
-            // Hold the lock for bounded chunks so reads and gossip are not starved.
-            let mut replica = self.replica();
-            for req in entries.by_ref().take(4096) {
-                let body = Body::Entry(Entry {
+        let bodies: Vec<Body> = entries
+            .into_iter()
+            .map(|req| {
+                Body::Entry(Entry {
                     fingerprints: req.fingerprints,
                     category: req.category,
                     links: req.links,
                     note: req.note,
                     expires_at: req.expires_at,
-                });
-                match replica.author(&self.shared.key, body, now_ms()) {
-                    Ok(record) => {
-                        written.push(Written { id: record.id(), seq: record.seq() });
-                        records.push(record);
-                    }
-                    Err(e) => {
-                        failed = Some(NodeError::from(e));
-                        break 'chunks;
-                    }
+                })
+            })
+            .collect();
+        let mut records = Vec::with_capacity(bodies.len());
+        let mut bodies = bodies.into_iter().peekable();
+        while bodies.peek().is_some() {
+            // One transaction and one lock hold per chunk, so reads and gossip are not starved.
+            let chunk: Vec<Body> = bodies.by_ref().take(4096).collect();
+            match self.replica().author_many(&self.shared.key, chunk, now_ms()) {
+                Ok(chunk) => {
+                    written.extend(chunk.iter().map(|r| Written { id: r.id(), seq: r.seq() }));
+                    records.extend(chunk);
+                }
+                Err(e) => {
+                    failed = Some(NodeError::from(e));
+                    break;
                 }
             }
         }
-        // What was written is made durable and published even if a later entry failed.
+        // What was written is made durable and published even if a later chunk failed.
         self.store().flush().await?;
         if let Some(net) = self.shared.net.get() {
             for record in records {
@@ -467,6 +470,11 @@ impl NodeHandle {
     /// Offers a record that came from outside (a peer, an import).
     pub fn ingest(&self, record: Record) -> Result<crate::replica::Ingested, crate::replica::IngestError> {
         self.replica().ingest(record)
+    }
+
+    /// Offers signature-checked records of one author in seq order (a sync batch).
+    pub fn ingest_run(&self, records: Vec<Record>) -> crate::replica::RunOutcome {
+        self.replica().ingest_run(records)
     }
 
     /// Offers a record whose signature the caller has already checked.

@@ -535,25 +535,24 @@ fn ingest_batch(
         }
     }
     let checks = verify_all(&decoded);
+    let mut verified = Vec::with_capacity(decoded.len());
     for (record, check) in decoded.into_iter().zip(checks) {
         if let Err(e) = check {
             done.rejected = Some(e.to_string());
             break;
         }
-        let seq = record.seq();
-        match node.ingest_verified(record) {
-            Ok(Ingested::Stored { also }) => done.stored += 1 + also.len() as u64,
-            Ok(_) => {}
-            Err(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { seq, .. })) => {
-                done.fork_at = Some(seq);
-                break;
-            }
-            Err(e) => {
-                done.rejected = Some(e.to_string());
-                break;
-            }
+        verified.push(record);
+    }
+    let signature_error = done.rejected.take();
+    let outcome = node.ingest_run(verified);
+    done.stored = outcome.stored;
+    done.last_seq = outcome.last_seq;
+    match outcome.error {
+        Some(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { seq, .. })) => {
+            done.fork_at = Some(seq);
         }
-        done.last_seq = Some(seq);
+        Some(e) => done.rejected = Some(e.to_string()),
+        None => done.rejected = signature_error,
     }
     done
 }

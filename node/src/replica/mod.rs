@@ -38,6 +38,17 @@ pub enum Ingested {
     Equivocation,
 }
 
+/// What became of a run of records offered to [`Replica::ingest_run`].
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Records stored (buffered ones that followed included).
+    pub stored: u64,
+    /// Seq of the last record taken in without error.
+    pub last_seq: Option<u64>,
+    /// Why the run stopped early, if it did.
+    pub error: Option<IngestError>,
+}
+
 /// Why a record was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -105,6 +116,89 @@ impl Replica {
                 Ok(Ingested::Equivocation)
             }
         }
+    }
+
+    /// Takes in signature-checked records, one author's in seq order (a sync batch, a bulk
+    /// import): the part that extends the log is stored in one transaction, anything else
+    /// goes the one-by-one way. Stops at the first refused record.
+    pub fn ingest_run(&mut self, records: Vec<Record>) -> RunOutcome {
+        let mut outcome = RunOutcome { stored: 0, last_seq: None, error: None };
+        let mut valid = Vec::with_capacity(records.len());
+        for record in records {
+            if let Err(e) = self.check_rules(&record) {
+                outcome.error = Some(e.into());
+                break;
+            }
+            valid.push(record);
+        }
+        let run = match self.store.append_run(&valid) {
+            Ok(run) => run,
+            Err(e) => {
+                outcome.error = Some(e.into());
+                return outcome;
+            }
+        };
+        let mut rest = valid.split_off(run);
+        for record in &valid {
+            self.catalog.apply(record);
+            outcome.last_seq = Some(record.seq());
+        }
+        outcome.stored += run as u64;
+        if let Some(author) = valid.first().map(Record::author) {
+            outcome.stored += self.drain_buffer(author).len() as u64;
+        }
+        let pending_error = outcome.error.take();
+        for record in rest.drain(..) {
+            let seq = record.seq();
+            match self.ingest_verified(record) {
+                Ok(Ingested::Stored { also }) => outcome.stored += 1 + also.len() as u64,
+                Ok(_) => {}
+                Err(e) => {
+                    outcome.error = Some(e);
+                    return outcome;
+                }
+            }
+            outcome.last_seq = Some(seq);
+        }
+        outcome.error = pending_error;
+        outcome
+    }
+
+    /// Writes many new records in `key`'s own log with one store transaction.
+    pub fn author_many(
+        &mut self,
+        key: &SigningKey,
+        bodies: Vec<Body>,
+        timestamp: u64,
+    ) -> Result<Vec<Record>, AuthorError> {
+        let author = MemberId::from_key(&key.verifying_key());
+        let mut head = self.store.head(&author)?;
+        let mut records = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let record = UnsignedRecord {
+                author,
+                seq: head.map_or(1, |h| h.seq + 1),
+                prev: head.map(|h| h.id).unwrap_or_default(),
+                timestamp,
+                body,
+            }
+            .sign(key)
+            .map_err(|e| AuthorError::Invalid(e.into()))?;
+            self.check_rules(&record).map_err(AuthorError::Invalid)?;
+            head = Some(Head { seq: record.seq(), id: record.id() });
+            records.push(record);
+        }
+        let run = self.store.append_run(&records)?;
+        if run != records.len() {
+            return Err(AuthorError::Store(StoreError::Corrupt(format!(
+                "only {run} of {} new own records extended the log",
+                records.len()
+            ))));
+        }
+        for record in &records {
+            self.catalog.apply(record);
+        }
+        Ok(records)
     }
 
     fn check_rules(&self, record: &Record) -> Result<(), ValidationError> {

@@ -139,38 +139,55 @@ impl Store {
             return Ok(Appended::Gap { next: held + 1 });
         }
         record.check_follows(head.map(|h| h.id))?;
-        self.write(record)?;
+        self.write(std::slice::from_ref(record))?;
         Ok(Appended::New)
     }
 
-    fn write(&self, record: &Record) -> Result<(), StoreError> {
-        let author = record.author();
-        let key = log_key(&author, record.seq());
+    /// Stores the longest prefix of `records` that extends its author's log seq by seq, in
+    /// one transaction, and returns how many were stored. Much faster than one `append` per
+    /// record (each sled transaction writes its log buffer out), which is what catch-up sync
+    /// and bulk imports need. Records that do not continue the run are left to `append`.
+    pub fn append_run(&self, records: &[Record]) -> Result<usize, StoreError> {
+        let Some(first) = records.first() else { return Ok(0) };
+        let author = first.author();
+        let mut head = self.head(&author)?;
+        let mut run = 0;
+        for record in records {
+            let expected = head.map_or(1, |h| h.seq + 1);
+            if record.author() != author
+                || record.seq() != expected
+                || record.check_follows(head.map(|h| h.id)).is_err()
+                || self.ids.contains_key(record.id().0)?
+            {
+                break;
+            }
+            head = Some(Head { seq: record.seq(), id: record.id() });
+            run += 1;
+        }
+        self.write(&records[..run])?;
+        Ok(run)
+    }
+
+    fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        let Some(last) = records.last() else { return Ok(()) };
+        let author = last.author();
         let mut head = [0u8; 40];
-        head[..8].copy_from_slice(&record.seq().to_be_bytes());
-        head[8..].copy_from_slice(&record.id().0);
-        let id = record.id().0;
-        let fp_keys: Vec<Vec<u8>> = match record.body() {
-            Body::Entry(e) => e
-                .fingerprints
-                .iter()
-                .filter(|fp| !fp.kind().is_perceptual())
-                .map(|fp| [&[fp.kind().tag()][..], fp.value(), &id].concat())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let target_key = record.body().target().map(|t| [t.0, id].concat());
+        head[..8].copy_from_slice(&last.seq().to_be_bytes());
+        head[8..].copy_from_slice(&last.id().0);
+        let rows: Vec<Rows> = records.iter().map(Rows::of).collect();
         (&self.records, &self.ids, &self.heads, &self.by_fp, &self.targets)
-            .transaction(|(records, ids, heads, by_fp, targets)| {
-                records.insert(&key[..], record.bytes())?;
-                ids.insert(&id[..], &key[..])?;
+            .transaction(|(log, ids, heads, by_fp, targets)| {
+                for (record, row) in records.iter().zip(&rows) {
+                    log.insert(&row.key[..], record.bytes())?;
+                    ids.insert(&record.id().0[..], &row.key[..])?;
+                    for k in &row.fingerprints {
+                        by_fp.insert(k.as_slice(), &[][..])?;
+                    }
+                    if let Some(k) = &row.target {
+                        targets.insert(k.as_slice(), &[][..])?;
+                    }
+                }
                 heads.insert(&author.0[..], &head[..])?;
-                for k in &fp_keys {
-                    by_fp.insert(k.as_slice(), &[][..])?;
-                }
-                if let Some(k) = &target_key {
-                    targets.insert(k.as_slice(), &[][..])?;
-                }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -272,6 +289,33 @@ impl Store {
     /// Whether no records are held.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+}
+
+/// The index rows of one record, computed outside the transaction (which may retry).
+struct Rows {
+    key: [u8; 40],
+    fingerprints: Vec<Vec<u8>>,
+    target: Option<Vec<u8>>,
+}
+
+impl Rows {
+    fn of(record: &Record) -> Self {
+        let id = record.id().0;
+        let fingerprints = match record.body() {
+            Body::Entry(e) => e
+                .fingerprints
+                .iter()
+                .filter(|fp| !fp.kind().is_perceptual())
+                .map(|fp| [&[fp.kind().tag()][..], fp.value(), &id].concat())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            key: log_key(&record.author(), record.seq()),
+            fingerprints,
+            target: record.body().target().map(|t| [t.0, id].concat()),
+        }
     }
 }
 

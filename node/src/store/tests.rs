@@ -108,3 +108,18 @@ fn refuses_another_federation_or_identity() {
     let err = Store::open(dir.path(), "fed", Log::new(2).member()).err().expect("must refuse");
     assert!(matches!(err, StoreError::WrongIdentity { .. }), "{err}");
 }
+
+#[test]
+fn a_run_is_stored_up_to_the_first_record_that_does_not_follow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::new(1);
+    let store = open(dir.path(), log.member());
+    let run: Vec<Record> = (1..=5).map(|n| log.entry(n)).collect();
+    assert_eq!(store.append_run(&run[..2]).expect("run"), 2);
+    // Already-held records and gaps end a run.
+    assert_eq!(store.append_run(&run[1..]).expect("run"), 0);
+    assert_eq!(store.append_run(&[run[3].clone(), run[4].clone()]).expect("run"), 0);
+    assert_eq!(store.append_run(&run[2..]).expect("run"), 3);
+    assert_eq!(store.head(&log.member()).expect("head"), log.head);
+    assert_eq!(store.entries_with(FingerprintKind::Md5.tag(), &[4; 16]).expect("scan"), vec![run[3].id()]);
+}
