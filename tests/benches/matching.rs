@@ -33,6 +33,10 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args { n: 10_000_000, queries: 20_000, recall_sample: 200, inserts: 100_000, seed: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--bench" {
+            // `cargo bench` passes this to every harness-less bench.
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let parsed: u64 = value.replace('_', "").parse().map_err(|e| format!("{flag} {value}: {e}"))?;
         let as_usize = usize::try_from(parsed).map_err(|e| e.to_string())?;
