@@ -235,26 +235,8 @@ impl Replica {
 
     /// Writes a new record in `key`'s own log, after its current head.
     pub fn author(&mut self, key: &SigningKey, body: Body, timestamp: u64) -> Result<Record, AuthorError> {
-        let author = MemberId::from_key(&key.verifying_key());
-        let head = self.store.head(&author)?;
-        let record = UnsignedRecord {
-            author,
-            seq: head.map_or(1, |h| h.seq + 1),
-            prev: head.map(|h| h.id).unwrap_or_default(),
-            timestamp,
-            body,
-        }
-        .sign(key)
-        .map_err(|e| AuthorError::Invalid(e.into()))?;
-        match self.ingest_verified(record.clone()) {
-            Ok(Ingested::Stored { .. }) => Ok(record),
-            Ok(other) => Err(AuthorError::Store(StoreError::Corrupt(format!(
-                "own record seq {} was not stored ({other:?})",
-                record.seq()
-            )))),
-            Err(IngestError::Invalid(e)) => Err(AuthorError::Invalid(e)),
-            Err(IngestError::Store(e)) => Err(AuthorError::Store(e)),
-        }
+        let mut written = self.author_many(key, vec![body], timestamp)?;
+        written.pop().ok_or_else(|| AuthorError::Store(StoreError::Corrupt("no record was written".into())))
     }
 
     /// The store.
