@@ -1,0 +1,94 @@
+//! Matching fingerprints against the catalog: exact kinds by equality, perceptual kinds by
+//! Hamming distance (PDQ with its dihedral variants), each hit with its status and action.
+
+use std::collections::BTreeMap;
+
+use hashmesh_protocol::{Action, Fingerprint, FingerprintKind, Manifest, RecordId};
+
+use super::{NodeHandle, now_ms};
+use crate::api::{Hit, MatchResult};
+use crate::hashers::Computed;
+
+impl NodeHandle {
+    /// Looks up fingerprints: exact kinds by equality, perceptual kinds by Hamming distance.
+    pub fn match_fingerprints(&self, hashes: &[Fingerprint]) -> Vec<MatchResult> {
+        let computed: Vec<Computed> = hashes.iter().cloned().map(Computed::plain).collect();
+        self.match_computed(&computed)
+    }
+
+    /// Looks up computed fingerprints, each with its variants (PDQ's dihedral forms); a
+    /// fingerprint marked `skipped` (too low quality) is reported, not matched.
+    pub fn match_computed(&self, queries: &[Computed]) -> Vec<MatchResult> {
+        let now = now_ms();
+        let policy = self.shared.manifest.policy();
+        let replica = self.replica();
+        let catalog = replica.catalog();
+        queries
+            .iter()
+            .map(|query| {
+                let mut best: BTreeMap<RecordId, u32> = BTreeMap::new();
+                if query.skipped.is_none() {
+                    for fp in std::iter::once(&query.fingerprint).chain(&query.variants) {
+                        for (id, distance) in self.lookup(catalog, fp) {
+                            let d = best.entry(id).or_insert(distance);
+                            *d = (*d).min(distance);
+                        }
+                    }
+                }
+                let mut hits: Vec<Hit> = best
+                    .into_iter()
+                    .filter_map(|(id, distance)| {
+                        let state = catalog.get(&id)?;
+                        let status = state.votes.status(&policy, now);
+                        Some(Hit {
+                            entry: id,
+                            category: state.entry.category.clone(),
+                            status,
+                            kind: query.fingerprint.kind(),
+                            distance,
+                            action: status.action(),
+                        })
+                    })
+                    .collect();
+                hits.sort_by_key(|h| (action_rank(h.action), h.distance, h.entry));
+                MatchResult {
+                    hash: query.fingerprint.clone(),
+                    quality: query.quality,
+                    skipped: query.skipped.clone(),
+                    hits,
+                }
+            })
+            .collect()
+    }
+
+    fn lookup(&self, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {
+        match max_distance(&self.shared.manifest, fp.kind()) {
+            Some(max) => catalog.perceptual().query(fp, max),
+            None => catalog.exact(fp).iter().map(|id| (*id, 0)).collect(),
+        }
+    }
+}
+
+/// The match threshold of a perceptual kind; `None` for exact kinds.
+pub fn max_distance(manifest: &Manifest, kind: FingerprintKind) -> Option<u32> {
+    match kind {
+        FingerprintKind::Pdq => Some(manifest.pdq_max_distance()),
+        // image_hasher kinds: about 10% of the bits, the usual near-duplicate threshold.
+        FingerprintKind::Dhash => Some(14),
+        FingerprintKind::Phash => Some(6),
+        FingerprintKind::Blake3
+        | FingerprintKind::Sha256
+        | FingerprintKind::Sha1
+        | FingerprintKind::Md5
+        | FingerprintKind::Url => None,
+    }
+}
+
+/// Strongest action first.
+pub fn action_rank(action: Action) -> u8 {
+    match action {
+        Action::Remove => 0,
+        Action::Review => 1,
+        Action::None => 2,
+    }
+}
