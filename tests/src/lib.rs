@@ -261,11 +261,19 @@ impl TestNet {
         Ok(())
     }
 
-    /// Cuts the link between nodes `a` and `b`, both ways.
+    /// Cuts the link between nodes `a` and `b`, both ways, and waits until both sides have
+    /// seen the connection close, so nothing sent afterwards can cross.
     pub async fn cut(&self, a: usize, b: usize) {
         let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
         self.nodes[a].handle().net().expect("net").cut(pb).await;
         self.nodes[b].handle().net().expect("net").cut(pa).await;
+        for (node, other) in [(&self.nodes[a], pb.to_string()), (&self.nodes[b], pa.to_string())] {
+            wait_until(&format!("{} to drop {other}", node.name), || async {
+                node.handle().peers().await.iter().all(|p| p.peer_id != other || p.connected_since.is_none())
+            })
+            .await
+            .expect("link cut");
+        }
     }
 
     /// Restores the link between nodes `a` and `b`.
