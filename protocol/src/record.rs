@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signature, Signer, SigningKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{Category, DecodeError, Fingerprint, MemberId, ValidationError, Verdict, codec};
@@ -197,6 +197,16 @@ impl Record {
             .author
             .verifying_key()
             .ok_or(ValidationError::BadAuthorKey(self.unsigned.author))?;
+        self.verify_signature_with(&key)
+    }
+
+    /// Like [`Record::verify_signature`] with the author's key already decompressed, which
+    /// saves a point decompression per record when checking many records of one author.
+    /// A key that is not the author's fails.
+    pub fn verify_signature_with(&self, key: &VerifyingKey) -> Result<(), ValidationError> {
+        if key.to_bytes() != self.unsigned.author.0 {
+            return Err(ValidationError::BadSignature(self.id));
+        }
         let signature = Signature::from_bytes(&self.signature);
         key.verify_strict(self.signed_bytes(), &signature).map_err(|_| ValidationError::BadSignature(self.id))
     }

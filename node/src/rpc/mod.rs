@@ -36,7 +36,32 @@ pub fn router(node: NodeHandle) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
         .with_state(node)
+}
+
+/// Answers 413 from the `Content-Length` header alone, before any of the body is read, so a
+/// client learns at once that its upload is too large. (Bodies without a length are still
+/// cut off at the limit as they stream in.)
+async fn reject_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than rpc.max_body_bytes ({limit} bytes) allows"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves the RPC on `listener` until `cancel` fires.

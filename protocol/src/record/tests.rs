@@ -121,6 +121,14 @@ fn limits_are_enforced_on_both_sides() {
 }
 
 #[test]
+fn verifying_with_another_key_fails() {
+    let record = signed(1, Body::Retract(Retract { entry: RecordId::ZERO, reason: None }));
+    assert!(record.verify_signature_with(&key().verifying_key()).is_ok());
+    let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+    assert!(record.verify_signature_with(&other).is_err());
+}
+
+#[test]
 fn chain_rules() {
     let first = signed(1, Body::Retract(Retract { entry: RecordId::ZERO, reason: None }));
     assert_eq!(first.check_follows(None), Err(ValidationError::FirstPrevNotZero));
