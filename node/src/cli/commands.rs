@@ -214,7 +214,10 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
         println!("peer id     {p}");
     }
     println!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
-    println!("digest      {}", s.digest);
+    println!("digest      {} (identical at {} peer(s))", s.digest, s.in_sync_with.len());
+    if s.refused_connections > 0 {
+        println!("refused     {} connection(s) from peers not in the manifest", s.refused_connections);
+    }
     for log in &s.logs {
         println!("  log {} {:<12} seq {}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
     }
