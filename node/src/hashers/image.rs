@@ -49,8 +49,7 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeImageError> {
 /// PDQ (quality-checked, with dihedral variants), dhash and phash of a decoded image.
 pub fn fingerprints(img: &DynamicImage) -> Vec<Computed> {
     let mut out = Vec::with_capacity(3);
-    let pdq = pdq::hash_image(img);
-    let variants = pdq::dihedral(img);
+    let (pdq, variants) = pdq::hash_and_dihedral(img);
     let fp = |kind, bytes: &[u8]| Fingerprint::new(kind, bytes.to_vec()).ok();
     if let Some(fingerprint) = fp(FingerprintKind::Pdq, &pdq.hash.0) {
         let skipped = (pdq.quality < MIN_PDQ_QUALITY).then(|| {

@@ -233,6 +233,28 @@ fn dihedral_owned_luma(luma: Vec<f32>, rows: usize, cols: usize) -> [PdqHash; 8]
         return [PdqHash::default(); 8];
     }
     let (a, _) = float256(luma, rows, cols, false);
+    dihedral_from_dct(&a)
+}
+
+/// The hash, quality and 8 dihedral hashes of a decoded image from one luminance pass and
+/// one blur: what matching an upload needs. Equal to [`hash_image`] and [`dihedral`]
+/// called separately.
+pub fn hash_and_dihedral(img: &DynamicImage) -> (PdqResult, [PdqHash; 8]) {
+    let (luma, rows, cols) = image_luma(img);
+    if rows < MIN_HASHABLE_DIM || cols < MIN_HASHABLE_DIM {
+        return (PdqResult { hash: PdqHash::default(), quality: 0 }, [PdqHash::default(); 8]);
+    }
+    if rows == 64 && cols == 64 {
+        // The reference's single hash skips the blur for exactly 64×64; its dihedral path
+        // does not, so the two differ here and are computed apart.
+        return (hash_owned_luma(luma.clone(), rows, cols), dihedral_owned_luma(luma, rows, cols));
+    }
+    let (dct, quality) = float256(luma, rows, cols, false);
+    let variants = dihedral_from_dct(&dct);
+    (PdqResult { hash: variants[0], quality }, variants)
+}
+
+fn dihedral_from_dct(a: &[[f32; 16]; 16]) -> [PdqHash; 8] {
     // A spatial flip/rotation only flips signs of odd-frequency DCT
     // coefficients and/or transposes them, so no re-hashing is needed.
     // Each entry: (transpose?, sign(i, j) is negative?).

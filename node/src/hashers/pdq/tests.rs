@@ -160,3 +160,14 @@ fn luma_and_rgb_entry_points_agree() {
     assert_eq!(hash_luma(w, h, &luma), hash_rgb(w, h, &rgb));
     assert_eq!(dihedral_luma(w, h, &luma), dihedral_rgb(w, h, &rgb));
 }
+
+#[test]
+fn one_pass_equals_separate_calls() {
+    for f in load_fixtures() {
+        let bytes = std::fs::read(format!("{FIXTURE_DIR}{}", f.file)).expect("read fixture");
+        let img = image::load_from_memory(&bytes).expect("decode fixture");
+        let (single, variants) = hash_and_dihedral(&img);
+        assert_eq!(single, hash_image(&img), "{}", f.file);
+        assert_eq!(variants, dihedral(&img), "{}", f.file);
+    }
+}
