@@ -24,6 +24,7 @@ pub fn router(node: NodeHandle) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/metrics", get(handlers::metrics))
         .route("/v1/status", get(handlers::status))
         .route("/v1/peers", get(handlers::peers))
         .route("/v1/entries", post(handlers::submit).get(handlers::list))
