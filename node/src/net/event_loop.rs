@@ -397,18 +397,10 @@ impl EventLoop {
                 Err(e) => SyncResponse::Refused(e.to_string()),
             },
             SyncRequest::Range { author, from_seq, limit } => {
-                match store.range(&MemberId(author), from_seq.max(1), limit.min(sync::BATCH) as usize) {
+                let limit = limit.min(sync::BATCH) as usize;
+                match store.range_bytes(&MemberId(author), from_seq.max(1), limit, sync::MAX_RESPONSE_BYTES) {
                     Ok(records) => {
-                        let mut size = 0;
-                        let bytes = records
-                            .into_iter()
-                            .take_while(|r| {
-                                size += r.bytes().len();
-                                size <= sync::MAX_RESPONSE_BYTES
-                            })
-                            .map(|r| serde_bytes::ByteBuf::from(r.bytes().to_vec()))
-                            .collect();
-                        SyncResponse::Records(bytes)
+                        SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect())
                     }
                     Err(e) => SyncResponse::Refused(e.to_string()),
                 }

@@ -246,6 +246,30 @@ impl Store {
         self.records.range(start..=end).take(limit).map(|item| decode(&item?.1)).collect()
     }
 
+    /// The canonical bytes of up to `limit` records of `author` from `from_seq`, in order,
+    /// stopping before `max_bytes` would be passed: what sync sends, without decoding.
+    pub fn range_bytes(
+        &self,
+        author: &MemberId,
+        from_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let start = log_key(author, from_seq);
+        let end = log_key(author, u64::MAX);
+        let mut out = Vec::new();
+        let mut size = 0;
+        for item in self.records.range(start..=end).take(limit) {
+            let (_, bytes) = item?;
+            size += bytes.len();
+            if size > max_bytes {
+                break;
+            }
+            out.push(bytes.to_vec());
+        }
+        Ok(out)
+    }
+
     /// Every record, author by author in log order: how the in-memory state is rebuilt.
     pub fn iter(&self) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         self.records.iter().map(|item| decode(&item?.1))
