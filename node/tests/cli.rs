@@ -63,6 +63,20 @@ fn operator_flow_survives_restart() {
     }
     let again = Command::new(BIN).args(["init", "--data-dir"]).arg(&dir).output().expect("init runs");
     assert!(!again.status.success(), "a second init must refuse to overwrite");
+    // A broken manifest is refused before anything is written.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "name = ").expect("write");
+    let other = tmp.path().join("other");
+    let out = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(&other)
+        .arg("--manifest")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest"), "says what is wrong");
+    assert!(!other.exists(), "nothing is left behind");
 
     let file = tmp.path().join("removed.bin");
     std::fs::write(&file, b"content a platform removed").expect("write");

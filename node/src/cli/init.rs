@@ -69,6 +69,17 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
             dir.display()
         );
     }
+    // Read the manifest before anything is written, so a bad file leaves no half-made dir.
+    let source = match options.manifest {
+        ManifestSource::File(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read manifest {}", path.display()))?;
+            ManifestSource::Given(
+                Manifest::from_toml(&text).with_context(|| format!("manifest {}", path.display()))?,
+            )
+        }
+        other => other,
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
     let mut config = options.config;
     let key_path = dir.join(&config.key_file);
@@ -80,14 +91,11 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
         None => identity::generate(&key_path)?,
     };
     let member = MemberId::from_key(&key.verifying_key());
-    let manifest = match options.manifest {
-        ManifestSource::File(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read manifest {}", path.display()))?;
-            Manifest::from_toml(&text).with_context(|| format!("manifest {}", path.display()))?
-        }
+    let manifest = match source {
         ManifestSource::Given(m) => m,
         ManifestSource::Genesis { federation, name } => genesis(&federation, &name, &key, &config),
+        // Read into `Given` above.
+        ManifestSource::File(path) => bail!("manifest {} was not read", path.display()),
     };
     std::fs::write(dir.join(&config.manifest), manifest.to_toml()).context("cannot write the manifest")?;
     let mut tokens = Vec::new();

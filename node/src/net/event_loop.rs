@@ -449,9 +449,17 @@ impl EventLoop {
         tokio::spawn(async move {
             let outcome =
                 tokio::task::spawn_blocking(move || ingest_batch(&node, peer, fetch, &records)).await;
-            if let Ok(batch) = outcome {
-                let _ = done.send(Command::BatchDone(batch)).await;
-            }
+            // Always report back, so the author is free to be fetched again.
+            let batch = outcome.unwrap_or_else(|e| BatchDone {
+                peer,
+                fetch,
+                received: 0,
+                stored: 0,
+                last_seq: None,
+                rejected: Some(format!("ingest task failed: {e}")),
+                fork_at: None,
+            });
+            let _ = done.send(Command::BatchDone(batch)).await;
         });
     }
 
