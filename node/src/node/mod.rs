@@ -247,14 +247,6 @@ impl NodeHandle {
     pub fn ingest_run(&self, records: Vec<Record>) -> crate::replica::RunOutcome {
         self.replica().ingest_run(records)
     }
-
-    /// Offers a record whose signature the caller has already checked.
-    pub fn ingest_verified(
-        &self,
-        record: Record,
-    ) -> Result<crate::replica::Ingested, crate::replica::IngestError> {
-        self.replica().ingest_verified(record)
-    }
 }
 
 fn manifest_name(handle: &NodeHandle) -> String {
