@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod manifest;
 pub mod member;
 pub mod policy;
+pub mod proof;
 pub mod record;
 
 pub use category::Category;
@@ -20,5 +21,6 @@ pub use error::{DecodeError, ValidationError};
 pub use fingerprint::{Fingerprint, FingerprintKind};
 pub use manifest::{Manifest, ManifestError, MemberInfo, PolicyParams};
 pub use member::MemberId;
-pub use policy::{Action, EntryVotes, Status, Verdict};
+pub use policy::{Action, EntryVotes, Policy, Status, Verdict};
+pub use proof::{EquivocationProof, ProofError};
 pub use record::{Body, Entry, Membership, Record, RecordId, Retract, UnsignedRecord, Vote};

@@ -194,6 +194,7 @@ impl Manifest {
                 .confirmations_required
                 .map_or(2.min(n.saturating_sub(1)), |c| c as usize),
             resolution_quorum: self.policy.resolution_quorum.map_or(n / 2 + 1, |q| q as usize),
+            forked: std::collections::BTreeSet::new(),
         }
     }
 }

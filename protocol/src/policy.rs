@@ -113,6 +113,10 @@ pub struct Policy {
     pub confirmations_required: usize,
     /// Members that must have voted before a dispute is resolved.
     pub resolution_quorum: usize,
+    /// Members proven to have equivocated (signed two records at one position of their log).
+    /// Their votes stop counting and their entries are held as disputed, on every node that
+    /// holds the proof, until a membership epoch removes or clears them.
+    pub forked: BTreeSet<MemberId>,
 }
 
 /// What is known about one entry: its author, expiry, retraction and each member's latest vote.
@@ -165,10 +169,15 @@ impl EntryVotes {
 
     /// The status under `policy` at time `now_ms`.
     ///
-    /// Votes from the author or from non-members do not count. The quorum is capped at the
-    /// number of members who may vote (everyone but the author), so a dispute in a small
-    /// federation can always be resolved.
+    /// Votes from the author, from non-members and from forked members do not count. The
+    /// quorum is capped at the number of members who may vote (everyone but the author), so a
+    /// dispute in a small federation can always be resolved. A forked author's entries are
+    /// `Disputed` whatever else is known of them: a key that signs two histories cannot be
+    /// trusted on either, so its entries go to human review until the federation decides.
     pub fn status(&self, policy: &Policy, now_ms: u64) -> Status {
+        if policy.forked.contains(&self.author) {
+            return Status::Disputed;
+        }
         if self.retracted {
             return Status::Retracted;
         }
@@ -177,7 +186,7 @@ impl EntryVotes {
         }
         let (mut confirms, mut disputes) = (0usize, 0usize);
         for (voter, (_, verdict)) in &self.votes {
-            if *voter == self.author || !policy.members.contains(voter) {
+            if *voter == self.author || !policy.members.contains(voter) || policy.forked.contains(voter) {
                 continue;
             }
             match verdict {

@@ -12,6 +12,7 @@ fn policy(n: u8) -> Policy {
         confirmations_required: 2.min(members.len() - 1),
         resolution_quorum: members.len() / 2 + 1,
         members,
+        forked: BTreeSet::new(),
     }
 }
 
