@@ -173,6 +173,27 @@ pub struct MatchResponse {
     pub image_error: Option<String>,
 }
 
+/// `GET /v1/alerts`: proofs that members equivocated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertList {
+    /// One per forked member.
+    pub alerts: Vec<Alert>,
+}
+
+/// Proof that a member signed two records at one position of its log: its key signed two
+/// histories (a leaked key, or two nodes running from one data dir).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alert {
+    /// The member.
+    pub author: MemberId,
+    /// Its name in the manifest.
+    pub author_name: Option<String>,
+    /// The position both records claim; the member's log counts up to the one before.
+    pub seq: u64,
+    /// The two records, each verifiable on its own.
+    pub records: Vec<RawRecord>,
+}
+
 /// A raw signed record, for audit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawRecord {
@@ -184,6 +205,13 @@ pub struct RawRecord {
     pub seq: u64,
     /// Canonical bytes, hex (verify with any ed25519 library against `author`).
     pub bytes: String,
+}
+
+impl RawRecord {
+    /// The record, for the API.
+    pub fn of(record: &hashmesh_protocol::Record) -> Self {
+        Self { id: record.id(), author: record.author(), seq: record.seq(), bytes: hex::encode(record.bytes()) }
+    }
 }
 
 /// `GET /v1/records` query.
@@ -209,6 +237,9 @@ pub struct LogHead {
     pub seq: u64,
     /// Id of that record.
     pub head: RecordId,
+    /// If the author is proven to have equivocated: the seq of the fork. Its log counts up
+    /// to the record before it, its votes do not count, and its entries are `disputed`.
+    pub forked_at: Option<u64>,
 }
 
 /// `GET /v1/status`.
@@ -234,8 +265,13 @@ pub struct StatusView {
     pub digest: String,
     /// Every author's log head.
     pub logs: Vec<LogHead>,
-    /// Authors caught signing two records at one position.
+    /// Authors proven to have signed two records at one position (see `GET /v1/alerts`).
     pub equivocators: Vec<MemberId>,
+    /// Whether this node's own log is confirmed by its peers: `confirmed` (own writes
+    /// accepted), `waiting` (checking with peers; own writes answer 503), `stuck` (no peer
+    /// reachable; own writes refused), `unconfirmed` (no peer reachable; writes accepted
+    /// because `p2p.start_unconfirmed` is set).
+    pub own_log: String,
     /// Peers whose digest equals ours at the last comparison.
     pub in_sync_with: Vec<String>,
     /// Connections refused because the peer is not a member.

@@ -81,6 +81,15 @@ pub struct P2pConfig {
     /// Longest wait between redials of a member that cannot be reached.
     #[serde(with = "humantime_serde")]
     pub max_redial_backoff: Duration,
+    /// At start, own writes wait until a peer has confirmed this node holds every record of
+    /// its own log that the federation holds (a restored backup or a lost disk would
+    /// otherwise reuse seqs and fork the member's log). How long to wait for any peer before
+    /// the status says the own log is unconfirmed.
+    #[serde(with = "humantime_serde")]
+    pub own_log_timeout: Duration,
+    /// Whether to accept own writes anyway once `own_log_timeout` has passed with no peer
+    /// reachable. Off by default: writing then risks a fork if the data dir is not current.
+    pub start_unconfirmed: bool,
 }
 
 impl Default for Config {
@@ -111,6 +120,8 @@ impl Default for P2pConfig {
             listen: vec![DEFAULT_P2P_LISTEN.into()],
             sync_interval: Duration::from_secs(30),
             max_redial_backoff: Duration::from_secs(60),
+            own_log_timeout: Duration::from_secs(60),
+            start_unconfirmed: false,
         }
     }
 }

@@ -15,5 +15,6 @@ pub mod node;
 pub mod replica;
 pub mod rpc;
 pub mod store;
+pub mod sync;
 
 pub use node::{NodeHandle, RunningNode};

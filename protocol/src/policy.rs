@@ -162,6 +162,11 @@ impl EntryVotes {
         }
     }
 
+    /// Whether its author retracted it.
+    pub fn is_retracted(&self) -> bool {
+        self.retracted
+    }
+
     /// Each voter's latest verdict.
     pub fn votes(&self) -> impl Iterator<Item = (MemberId, Verdict)> + '_ {
         self.votes.iter().map(|(m, (_, v))| (*m, *v))

@@ -53,7 +53,7 @@ async fn catch_up(records: usize) -> anyhow::Result<()> {
     net.introduce_all().await?;
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let held = net.nodes[1].handle().store().len();
+        let held = net.nodes[1].handle().replica().view().records() as usize;
         if held >= records {
             break;
         }

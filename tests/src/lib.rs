@@ -65,7 +65,7 @@ impl TestNode {
 
     /// The node's libp2p peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.handle().net().expect("network running").peer_id()
+        self.handle().net().peer_id()
     }
 
     /// Its status.
@@ -220,7 +220,7 @@ impl TestNet {
     pub async fn introduce_all(&self) -> anyhow::Result<()> {
         let mut book = Vec::new();
         for node in self.nodes.iter().filter(|n| n.node.is_some()) {
-            let net = node.handle().net().context("network running")?;
+            let net = node.handle().net();
             let deadline = tokio::time::Instant::now() + WAIT;
             let addrs = loop {
                 let addrs = net.listen_addrs().await;
@@ -235,7 +235,7 @@ impl TestNet {
             book.push((net.peer_id(), addrs));
         }
         for node in self.nodes.iter().filter(|n| n.node.is_some()) {
-            let net = node.handle().net().context("network running")?;
+            let net = node.handle().net();
             for (peer, addrs) in &book {
                 for addr in addrs {
                     net.add_address(*peer, addr.clone()).await;
@@ -265,8 +265,8 @@ impl TestNet {
     /// seen the connection close, so nothing sent afterwards can cross.
     pub async fn cut(&self, a: usize, b: usize) {
         let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
-        self.nodes[a].handle().net().expect("net").cut(pb).await;
-        self.nodes[b].handle().net().expect("net").cut(pa).await;
+        self.nodes[a].handle().net().cut(pb).await;
+        self.nodes[b].handle().net().cut(pa).await;
         for (node, other) in [(&self.nodes[a], pb.to_string()), (&self.nodes[b], pa.to_string())] {
             wait_until(&format!("{} to drop {other}", node.name), || async {
                 node.handle().peers().await.iter().all(|p| p.peer_id != other || p.connected_since.is_none())
@@ -279,8 +279,8 @@ impl TestNet {
     /// Restores the link between nodes `a` and `b`.
     pub async fn restore(&self, a: usize, b: usize) {
         let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
-        self.nodes[a].handle().net().expect("net").restore(pb).await;
-        self.nodes[b].handle().net().expect("net").restore(pa).await;
+        self.nodes[a].handle().net().restore(pb).await;
+        self.nodes[b].handle().net().restore(pa).await;
     }
 
     /// Waits until the given nodes hold identical replicas (equal digests) of `records` records.

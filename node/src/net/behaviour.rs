@@ -7,7 +7,7 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, identity, ping};
 
-use super::sync::{PROTOCOL, SyncRequest, SyncResponse};
+use crate::sync::wire::{MAX_REQUEST_BYTES, MAX_WIRE_RESPONSE_BYTES, PROTOCOL, SyncRequest, SyncResponse};
 
 /// Largest gossip message: one record plus framing.
 const MAX_GOSSIP_BYTES: usize = hashmesh_protocol::codec::MAX_RECORD_SIZE + 1024;
@@ -48,8 +48,8 @@ impl Behaviour {
             .with_max_established(Some(max_peers * 2 + 8))
             .with_max_pending_incoming(Some(64));
         let codec = request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(64 * 1024)
-            .set_response_size_maximum(16 * 1024 * 1024);
+            .set_request_size_maximum(MAX_REQUEST_BYTES as u64)
+            .set_response_size_maximum(MAX_WIRE_RESPONSE_BYTES as u64);
         let sync = request_response::Behaviour::with_codec(
             codec,
             [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],

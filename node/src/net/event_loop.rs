@@ -1,77 +1,81 @@
-//! The task that owns the swarm: it dials and redials members, validates and forwards gossip,
-//! serves and drives catch-up sync, and answers the [`Client`](super::Client).
+//! The task that owns the swarm. It dials and redials members, and translates: swarm events
+//! into sync [`Event`]s, the engine's [`Output`]s into requests, answers into ingest jobs.
+//! Nothing slow runs here — serving reads the store on blocking threads, ingesting runs in
+//! the [`ingest`](super::ingest) stages — so the swarm is always polled.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hashmesh_protocol::{MemberId, Record};
-use libp2p::request_response::{self, OutboundRequestId};
+use hashmesh_protocol::{MemberId, RecordId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, tcp, yamux};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::ingest::{self, Job, Verdict};
 use super::peers::{Peer, Peers};
-use super::sync::{self, Fetch, SyncRequest, SyncResponse};
-use super::{Command, MIN_BACKOFF, NetError};
-use crate::NodeHandle;
-use crate::config::P2pConfig;
+use super::{Command, MIN_BACKOFF, NetError, Settings};
 use crate::node::now_ms;
-use crate::replica::{IngestError, Ingested};
+use crate::replica::ReplicaHandle;
+use crate::store::Store;
+use crate::sync::{Clock, Engine, Event, Fetch, Local, OwnLog, Output, Purpose, SyncRequest, SyncResponse, wire};
 
 /// Most dial addresses remembered per peer (manifest, identify and operator together).
 const MAX_ADDRS_PER_PEER: usize = 16;
-
-/// What a request in flight was for.
-enum Pending {
-    Heads(PeerId),
-    Range(PeerId, Fetch),
-}
-
-/// The outcome of ingesting one fetched batch, reported back to the loop.
-#[derive(Debug)]
-pub(crate) struct BatchDone {
-    peer: PeerId,
-    fetch: Fetch,
-    received: usize,
-    stored: u64,
-    last_seq: Option<u64>,
-    rejected: Option<String>,
-    fork_at: Option<u64>,
-}
+/// Requests from one peer served at once; more are refused until one is done.
+const MAX_SERVING_PER_PEER: usize = 4;
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
-    node: NodeHandle,
-    topic: gossipsub::IdentTopic,
+    replica: ReplicaHandle,
+    engine: Engine<PeerId>,
+    records_topic: gossipsub::IdentTopic,
+    proofs_topic: gossipsub::IdentTopic,
     peers: Peers,
     listen: Vec<Multiaddr>,
     commands_tx: mpsc::Sender<Command>,
     commands: mpsc::Receiver<Command>,
+    ingest: mpsc::Sender<Job>,
+    own_log: watch::Sender<OwnLog>,
     sync_interval: Duration,
     max_backoff: Duration,
-    pending: HashMap<OutboundRequestId, Pending>,
-    fetching: HashMap<MemberId, PeerId>,
-    asking_heads: HashSet<PeerId>,
-    /// Peers that had something to offer while that author was being fetched from another
-    /// peer: asked again once the fetch ends, so nothing waits for the periodic round.
-    recheck: HashSet<PeerId>,
+    started: Instant,
+    pending: HashMap<OutboundRequestId, (PeerId, Option<Fetch>)>,
+    serving: HashMap<PeerId, Arc<AtomicUsize>>,
     refused_connections: u64,
+}
+
+/// The replica as the engine sees it at one moment.
+struct Snapshot<'a> {
+    clock: Clock,
+    store: &'a Store,
+}
+
+impl Local for Snapshot<'_> {
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn id_at(&self, author: &MemberId, seq: u64) -> Option<RecordId> {
+        self.store.get_at(author, seq).ok().flatten().map(|r| r.id())
+    }
 }
 
 impl EventLoop {
     pub(crate) fn new(
-        node: NodeHandle,
-        key: libp2p::identity::Keypair,
-        config: &P2pConfig,
+        replica: ReplicaHandle,
+        settings: Settings,
         commands_tx: mpsc::Sender<Command>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<Self, NetError> {
-        let manifest = node.manifest().clone();
+        let Settings { key, config, manifest, engine, own_log } = settings;
         let me = key.public().to_peer_id();
         let member_peers = manifest.members.iter().map(|m| m.peers.len() as u32).sum::<u32>();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -89,8 +93,11 @@ impl EventLoop {
                 .listen_on(parsed)
                 .map_err(|e| NetError::Listen { addr: addr.clone(), message: e.to_string() })?;
         }
-        let topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/records/1", manifest.name));
-        swarm.behaviour_mut().gossip.subscribe(&topic).map_err(|e| NetError::Build(e.to_string()))?;
+        let records_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/records/1", manifest.name));
+        let proofs_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/proofs/1", manifest.name));
+        for topic in [&records_topic, &proofs_topic] {
+            swarm.behaviour_mut().gossip.subscribe(topic).map_err(|e| NetError::Build(e.to_string()))?;
+        }
         let mut peers = Peers::new();
         for member in &manifest.members {
             for text in &member.peers {
@@ -107,46 +114,102 @@ impl EventLoop {
                 entry.addrs.extend(member.addresses.iter().filter_map(|a| a.parse().ok()));
             }
         }
+        let ingest = ingest::spawn(replica.clone(), commands_tx.clone());
+        let _ = own_log.send(engine.own_log());
         Ok(Self {
             swarm,
-            node,
-            topic,
+            replica,
+            engine,
+            records_topic,
+            proofs_topic,
             peers,
             listen: Vec::new(),
             commands_tx,
             commands,
+            ingest,
+            own_log,
             sync_interval: config.sync_interval,
             max_backoff: config.max_redial_backoff,
+            started: Instant::now(),
             pending: HashMap::new(),
-            fetching: HashMap::new(),
-            asking_heads: HashSet::new(),
-            recheck: HashSet::new(),
+            serving: HashMap::new(),
             refused_connections: 0,
         })
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
         let mut dial_tick = tokio::time::interval(Duration::from_millis(200));
-        let mut sync_tick = tokio::time::interval(self.sync_interval);
+        // The engine's clock ticks at least once a second, for the own-log timeout; peers are
+        // asked for their clocks every sync_interval.
+        let mut tick = tokio::time::interval(self.sync_interval.min(Duration::from_secs(1)));
+        let mut last_round = Instant::now();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                event = self.swarm.select_next_some() => self.on_swarm(event),
-                Some(command) = self.commands.recv() => self.on_command(command),
+                event = self.swarm.select_next_some() => self.on_swarm(event).await,
+                Some(command) = self.commands.recv() => self.on_command(command).await,
                 _ = dial_tick.tick() => self.redial(),
-                _ = sync_tick.tick() => self.sync_all(),
+                _ = tick.tick() => {
+                    if last_round.elapsed() >= self.sync_interval {
+                        last_round = Instant::now();
+                        self.step(Event::Tick(self.started.elapsed()));
+                    } else {
+                        self.own_log_tick();
+                    }
+                }
             }
         }
         tracing::debug!("network stopped");
     }
 
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Publish(bytes) => {
-                if let Err(e) = self.swarm.behaviour_mut().gossip.publish(self.topic.clone(), bytes) {
-                    tracing::debug!(error = %e, "gossip publish skipped; peers will sync");
+    /// Feeds the engine one event and carries out what it says.
+    fn step(&mut self, event: Event<PeerId>) {
+        let local = Snapshot { clock: self.replica.clock(), store: self.replica.store() };
+        let outputs = self.engine.handle(event, &local);
+        for output in outputs {
+            match output {
+                Output::AskHeads(peer) => {
+                    let id = self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Heads);
+                    self.pending.insert(id, (peer, None));
+                }
+                Output::Send(peer, fetch) => {
+                    let id = self.swarm.behaviour_mut().sync.send_request(&peer, fetch.request());
+                    self.pending.insert(id, (peer, Some(fetch)));
+                }
+                Output::Strike(peer, reason) => {
+                    tracing::warn!(%peer, %reason, "peer sent a wrong sync answer");
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.rejects += 1;
+                    }
+                }
+                Output::OwnLog(state) => {
+                    match state {
+                        OwnLog::Confirmed => tracing::info!("own log confirmed by peers; accepting writes"),
+                        OwnLog::Unconfirmed => tracing::warn!(
+                            "no peer reachable within p2p.own_log_timeout; accepting writes unconfirmed (p2p.start_unconfirmed = true)"
+                        ),
+                        OwnLog::Stuck => tracing::warn!(
+                            "no peer reachable within p2p.own_log_timeout: own writes stay refused until a peer confirms this node's own log (set p2p.start_unconfirmed = true to write anyway)"
+                        ),
+                        OwnLog::Waiting => {}
+                    }
+                    let _ = self.own_log.send(state);
                 }
             }
+        }
+    }
+
+    /// Lets the engine see time pass without starting a sync round.
+    fn own_log_tick(&mut self) {
+        if self.engine.own_log() == OwnLog::Waiting {
+            self.step(Event::Tick(self.started.elapsed()));
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(bytes) => self.publish(true, bytes),
+            Command::PublishProof(bytes) => self.publish(false, bytes),
             Command::AddAddress(peer, addr) => {
                 if let Some(p) = self.peers.get_mut(&peer)
                     && !p.addrs.contains(&addr)
@@ -181,9 +244,57 @@ impl EventLoop {
                     self.swarm.behaviour_mut().allow.allow_peer(peer);
                 }
             }
-            Command::SyncNow => self.sync_all(),
-            Command::BatchDone(done) => self.on_batch_done(&done),
+            Command::SyncNow => self.step(Event::Tick(self.started.elapsed())),
+            Command::Done(peer, fetch, result) => {
+                if let (crate::sync::FetchResult::Stored { new, .. }, Some(p)) = (&result, self.peers.get_mut(&peer)) {
+                    p.received += new;
+                }
+                self.step(Event::Done(peer, fetch, result));
+            }
+            Command::Failed(peer, fetch) => self.step(Event::Failed(peer, fetch)),
+            Command::Validated { peer, id, verdict } => self.validated(peer, &id, verdict),
+            Command::Respond { peer, channel, response } => {
+                if let (SyncResponse::Records(records), Some(p)) = (&response, self.peers.get_mut(&peer)) {
+                    p.sent += records.len() as u64;
+                }
+                if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
+                    tracing::debug!(%peer, "sync response not sent: connection closed");
+                }
+            }
         }
+    }
+
+    fn publish(&mut self, record: bool, bytes: Vec<u8>) {
+        let topic = if record { self.records_topic.clone() } else { self.proofs_topic.clone() };
+        if let Err(e) = self.swarm.behaviour_mut().gossip.publish(topic, bytes) {
+            tracing::debug!(error = %e, "gossip publish skipped; peers will sync");
+        }
+    }
+
+    fn validated(&mut self, peer: PeerId, id: &gossipsub::MessageId, verdict: Verdict) {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        let acceptance = match verdict {
+            Verdict::Accept => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.received += 1;
+                }
+                Accept
+            }
+            Verdict::Ignore => Ignore,
+            Verdict::Gap | Verdict::Conflict => {
+                // Something is missing or forked: compare clocks with the sender now.
+                self.step(Event::Compare(peer));
+                Accept
+            }
+            Verdict::Reject(reason) => {
+                tracing::warn!(%peer, %reason, "rejected gossip message");
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.rejects += 1;
+                }
+                Reject
+            }
+        };
+        self.swarm.behaviour_mut().gossip.report_message_validation_result(id, &peer, acceptance);
     }
 
     fn redial(&mut self) {
@@ -206,41 +317,7 @@ impl EventLoop {
         }
     }
 
-    fn sync_all(&mut self) {
-        let connected: Vec<PeerId> =
-            self.peers.iter().filter(|(_, p)| p.connections > 0).map(|(id, _)| *id).collect();
-        for peer in connected {
-            self.ask_heads(peer);
-        }
-    }
-
-    fn ask_heads(&mut self, peer: PeerId) {
-        if self.asking_heads.insert(peer) {
-            let id = self.swarm.behaviour_mut().sync.send_request(&peer, SyncRequest::Heads);
-            self.pending.insert(id, Pending::Heads(peer));
-        }
-    }
-
-    fn fetch(&mut self, peer: PeerId, fetch: Fetch) {
-        self.fetching.insert(fetch.author, peer);
-        let request =
-            SyncRequest::Range { author: fetch.author.0, from_seq: fetch.from_seq, limit: fetch.limit };
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.pending.insert(id, Pending::Range(peer, fetch));
-    }
-
-    /// A fetch of `author` from `peer` is over (done, failed or abandoned): free the author
-    /// for the next fetch and ask again the peers that offered it meanwhile.
-    fn fetch_ended(&mut self, author: MemberId, peer: PeerId) {
-        if self.fetching.get(&author) == Some(&peer) {
-            self.fetching.remove(&author);
-        }
-        for other in std::mem::take(&mut self.recheck) {
-            self.ask_heads(other);
-        }
-    }
-
-    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    async fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");
@@ -253,7 +330,7 @@ impl EventLoop {
                     p.backoff = MIN_BACKOFF;
                     tracing::info!(peer = %peer_id, member = ?p.member, "member connected");
                 }
-                self.ask_heads(peer_id);
+                self.step(Event::Connected(peer_id));
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
@@ -266,7 +343,8 @@ impl EventLoop {
                     }
                 }
                 if num_established == 0 {
-                    self.forget_requests_to(peer_id);
+                    self.pending.retain(|_, (peer, _)| *peer != peer_id);
+                    self.step(Event::Disconnected(peer_id));
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
@@ -281,16 +359,19 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
+                propagation_source: peer,
+                message_id: id,
                 message,
-            })) => self.on_gossip(propagation_source, &message_id, &message.data),
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
             })) => {
+                let job = if message.topic == self.proofs_topic.hash() {
+                    Job::GossipProof { peer, id, bytes: message.data }
+                } else {
+                    Job::Gossip { peer, id, bytes: message.data }
+                };
+                let _ = self.ingest.send(job).await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
                         if !p.addrs.contains(&addr) && p.addrs.len() < MAX_ADDRS_PER_PEER {
@@ -303,85 +384,21 @@ impl EventLoop {
         }
     }
 
-    fn forget_requests_to(&mut self, peer: PeerId) {
-        self.asking_heads.remove(&peer);
-        let abandoned: Vec<MemberId> =
-            self.fetching.iter().filter(|(_, p)| **p == peer).map(|(a, _)| *a).collect();
-        for author in abandoned {
-            self.fetch_ended(author, peer);
-        }
-    }
-
-    fn on_gossip(&mut self, source: PeerId, id: &gossipsub::MessageId, data: &[u8]) {
-        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
-        let outcome = Record::decode(data)
-            .map_err(|e| IngestError::Invalid(e.into()))
-            .and_then(|r| self.node.ingest(r));
-        let acceptance = match outcome {
-            Ok(Ingested::Stored { also }) => {
-                if let Some(p) = self.peers.get_mut(&source) {
-                    p.received += 1 + also.len() as u64;
-                }
-                Accept
-            }
-            Ok(Ingested::Duplicate) => Ignore,
-            Ok(Ingested::Buffered { .. }) => {
-                // A gap: fetch what is missing instead of waiting for the periodic round.
-                self.ask_heads(source);
-                Accept
-            }
-            // Forward evidence of equivocation so every node learns of it.
-            Ok(Ingested::Equivocation) => Accept,
-            Err(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { .. })) => {
-                // Validly signed but off our chain: the author forked earlier. The relaying
-                // peer may be honest, so do not punish it; sync fetches the fork as evidence.
-                self.ask_heads(source);
-                Ignore
-            }
-            Err(IngestError::Invalid(e)) => {
-                tracing::warn!(peer = %source, error = %e, "rejected gossip message");
-                if let Some(p) = self.peers.get_mut(&source) {
-                    p.rejects += 1;
-                }
-                Reject
-            }
-            Err(IngestError::Store(e)) => {
-                tracing::error!(error = %e, "cannot store gossiped record");
-                Ignore
-            }
-        };
-        self.swarm.behaviour_mut().gossip.report_message_validation_result(id, &source, acceptance);
-    }
-
-    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
-        use request_response::{Event, Message};
+    async fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        use request_response::{Event as Rr, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                let response = self.serve(request);
-                if let (SyncResponse::Records(records), Some(p)) = (&response, self.peers.get_mut(&peer)) {
-                    p.sent += records.len() as u64;
-                }
-                if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
-                    tracing::debug!(%peer, "sync response not sent: connection closed");
-                }
+            Rr::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                self.serve(peer, request, channel);
             }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
-                match self.pending.remove(&request_id) {
-                    Some(Pending::Heads(peer)) => {
-                        self.asking_heads.remove(&peer);
-                        self.on_heads(peer, response);
-                    }
-                    Some(Pending::Range(peer, fetch)) => self.on_records(peer, fetch, response),
-                    None => {}
-                }
+            Rr::Message { message: Message::Response { request_id, response }, .. } => {
+                let Some((peer, fetch)) = self.pending.remove(&request_id) else { return };
+                self.on_response(peer, fetch, response).await;
             }
-            Event::OutboundFailure { peer, request_id, error, .. } => {
+            Rr::OutboundFailure { peer, request_id, error, .. } => {
                 tracing::debug!(%peer, %error, "sync request failed");
                 match self.pending.remove(&request_id) {
-                    Some(Pending::Heads(p)) => {
-                        self.asking_heads.remove(&p);
-                    }
-                    Some(Pending::Range(p, fetch)) => self.fetch_ended(fetch.author, p),
+                    Some((peer, None)) => self.step(Event::HeadsFailed(peer)),
+                    Some((peer, Some(fetch))) => self.step(Event::Failed(peer, fetch)),
                     None => {}
                 }
             }
@@ -389,199 +406,65 @@ impl EventLoop {
         }
     }
 
-    fn serve(&self, request: SyncRequest) -> SyncResponse {
-        let store = self.node.store();
-        match request {
-            SyncRequest::Heads => match store.heads() {
-                Ok(heads) => SyncResponse::Heads(sync::to_wire(&heads)),
-                Err(e) => SyncResponse::Refused(e.to_string()),
-            },
-            SyncRequest::Range { author, from_seq, limit } => {
-                let limit = limit.min(sync::BATCH) as usize;
-                match store.range_bytes(&MemberId(author), from_seq.max(1), limit, sync::MAX_RESPONSE_BYTES) {
-                    Ok(records) => {
-                        SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect())
-                    }
-                    Err(e) => SyncResponse::Refused(e.to_string()),
+    async fn on_response(&mut self, peer: PeerId, fetch: Option<Fetch>, response: SyncResponse) {
+        match (fetch, response) {
+            (None, SyncResponse::Heads(theirs)) => {
+                let in_sync = theirs == self.replica.clock();
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.in_sync = in_sync;
                 }
+                self.step(Event::Heads(peer, theirs));
+            }
+            (None, _) => self.step(Event::HeadsFailed(peer)),
+            (Some(fetch), SyncResponse::Records(records)) if fetch.purpose != Purpose::Proof => {
+                self.step(Event::Arrived(peer, fetch, records.len()));
+                let _ = self.ingest.send(Job::Range { peer, fetch, records }).await;
+            }
+            (Some(fetch), SyncResponse::Proof(bytes)) if fetch.purpose == Purpose::Proof => {
+                self.step(Event::Arrived(peer, fetch, 1));
+                let _ = self.ingest.send(Job::Proof { peer, fetch, bytes }).await;
+            }
+            (Some(fetch), response) => {
+                tracing::debug!(%peer, ?fetch, ?response, "sync request refused");
+                self.step(Event::Failed(peer, fetch));
             }
         }
     }
 
-    fn on_heads(&mut self, peer: PeerId, response: SyncResponse) {
-        let SyncResponse::Heads(theirs) = response else {
-            tracing::debug!(%peer, "peer answered Heads with something else");
-            return;
-        };
-        let store = self.node.store();
-        let Ok(mine) = store.heads() else { return };
-        let in_sync = sync::same_clock(&mine, &theirs);
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.in_sync = in_sync;
-        }
-        if in_sync {
+    /// Answers a request on a blocking thread; the answer comes back as a command.
+    fn serve(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+        let busy = Arc::clone(self.serving.entry(peer).or_default());
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_SERVING_PER_PEER {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let refusal = SyncResponse::Refused("too many requests at once; try again later".into());
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, refusal);
             return;
         }
-        let manifest = self.node.manifest();
-        let theirs: Vec<_> = theirs.into_iter().filter(|h| manifest.is_member(&MemberId(h.author))).collect();
-        let mine: BTreeMap<_, _> = mine.into_iter().collect();
-        let plan = sync::plan(&mine, &theirs, |author, seq| {
-            store.get_at(author, seq).ok().flatten().map(|r| r.id())
-        });
-        for fetch in plan {
-            if self.fetching.contains_key(&fetch.author) {
-                self.recheck.insert(peer);
-            } else {
-                self.fetch(peer, fetch);
-            }
-        }
-    }
-
-    fn on_records(&mut self, peer: PeerId, fetch: Fetch, response: SyncResponse) {
-        let SyncResponse::Records(records) = response else {
-            tracing::debug!(%peer, ?response, "range refused");
-            self.fetch_ended(fetch.author, peer);
-            return;
-        };
-        let node = self.node.clone();
+        let replica = self.replica.clone();
         let done = self.commands_tx.clone();
-        // Verifying signatures is the costly part: do it off the event loop.
         tokio::spawn(async move {
-            let outcome =
-                tokio::task::spawn_blocking(move || ingest_batch(&node, peer, fetch, &records)).await;
-            // Always report back, so the author is free to be fetched again.
-            let batch = outcome.unwrap_or_else(|e| BatchDone {
-                peer,
-                fetch,
-                received: 0,
-                stored: 0,
-                last_seq: None,
-                rejected: Some(format!("ingest task failed: {e}")),
-                fork_at: None,
-            });
-            let _ = done.send(Command::BatchDone(batch)).await;
+            let response = tokio::task::spawn_blocking(move || answer(&replica, request))
+                .await
+                .unwrap_or_else(|e| SyncResponse::Refused(format!("could not answer: {e}")));
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = done.send(Command::Respond { peer, channel, response }).await;
         });
     }
-
-    fn on_batch_done(&mut self, done: &BatchDone) {
-        if let Some(p) = self.peers.get_mut(&done.peer) {
-            p.received += done.stored;
-            if done.rejected.is_some() {
-                p.rejects += 1;
-            }
-        }
-        if let Some(reason) = &done.rejected {
-            tracing::warn!(peer = %done.peer, author = %done.fetch.author, %reason, "rejected synced record");
-        }
-        let still_ours = self.fetching.get(&done.fetch.author) == Some(&done.peer);
-        if !still_ours {
-            // The peer went away meanwhile and the author was handed to another peer.
-            return;
-        }
-        let regular = done.fetch.limit == sync::BATCH;
-        if let Some(seq) = done.fork_at.filter(|_| regular) {
-            // The peer's log forks from ours below this seq: fetch its record there, which the
-            // store keeps as evidence of equivocation. That single fetch ends the exchange for
-            // this author; the next round will not plan past a fork it cannot extend.
-            self.fetch(
-                done.peer,
-                Fetch { author: done.fetch.author, from_seq: seq.saturating_sub(1).max(1), limit: 1 },
-            );
-        } else if regular
-            && done.rejected.is_none()
-            && done.fork_at.is_none()
-            && done.received == done.fetch.limit as usize
-        {
-            let from_seq = done.last_seq.map_or(done.fetch.from_seq, |s| s + 1);
-            self.fetch(done.peer, Fetch { from_seq, ..done.fetch });
-        } else {
-            if done.stored > 0 {
-                self.ask_heads(done.peer);
-            }
-            self.fetch_ended(done.fetch.author, done.peer);
-        }
-    }
 }
 
-/// Verifies and stores one fetched batch, in order; stops at the first bad record.
-fn ingest_batch(
-    node: &NodeHandle,
-    peer: PeerId,
-    fetch: Fetch,
-    records: &[serde_bytes::ByteBuf],
-) -> BatchDone {
-    let mut done = BatchDone {
-        peer,
-        fetch,
-        received: records.len(),
-        stored: 0,
-        last_seq: None,
-        rejected: None,
-        fork_at: None,
-    };
-    let mut decoded = Vec::with_capacity(records.len());
-    for bytes in records {
-        match Record::decode(bytes) {
-            Ok(r) if r.author() == fetch.author => decoded.push(r),
-            Ok(r) => {
-                done.rejected =
-                    Some(format!("asked for {}'s log, got a record by {}", fetch.author, r.author()));
-                break;
-            }
-            Err(e) => {
-                done.rejected = Some(e.to_string());
-                break;
+fn answer(replica: &ReplicaHandle, request: SyncRequest) -> SyncResponse {
+    match request {
+        SyncRequest::Heads => SyncResponse::Heads(replica.clock()),
+        SyncRequest::Range { author, from_seq, limit } => {
+            let limit = limit.min(wire::BATCH) as usize;
+            match replica.range_bytes(&author, from_seq, limit, wire::MAX_RESPONSE_BYTES) {
+                Ok(records) => SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect()),
+                Err(e) => SyncResponse::Refused(e.to_string()),
             }
         }
+        SyncRequest::Proof { author } => match replica.proof(&author) {
+            Some(bytes) => SyncResponse::Proof(serde_bytes::ByteBuf::from(bytes)),
+            None => SyncResponse::Refused(format!("no proof held against {author}")),
+        },
     }
-    let checks = verify_all(&decoded);
-    let mut verified = Vec::with_capacity(decoded.len());
-    for (record, check) in decoded.into_iter().zip(checks) {
-        if let Err(e) = check {
-            done.rejected = Some(e.to_string());
-            break;
-        }
-        verified.push(record);
-    }
-    let signature_error = done.rejected.take();
-    let outcome = node.ingest_run(verified);
-    done.stored = outcome.stored;
-    done.last_seq = outcome.last_seq;
-    match outcome.error {
-        Some(IngestError::Invalid(hashmesh_protocol::ValidationError::BrokenChain { seq, .. })) => {
-            done.fork_at = Some(seq);
-        }
-        Some(e) => done.rejected = Some(e.to_string()),
-        None => done.rejected = signature_error,
-    }
-    done
-}
-
-/// Checks every signature (`verify_strict`), spread over the machine's cores: signature
-/// checks are much of what limits catch-up speed. A batch is one author's, so the author's key
-/// is decompressed once.
-fn verify_all(records: &[Record]) -> Vec<Result<(), hashmesh_protocol::ValidationError>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
-    let chunk = records.len().div_ceil(threads).max(1);
-    let key = records.first().and_then(|r| r.author().verifying_key());
-    let check = |r: &Record| match &key {
-        Some(key) => r.verify_signature_with(key),
-        None => r.verify_signature(),
-    };
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
-            .collect();
-        // Results stop at a worker that panicked, so the caller's zip stops there and the
-        // rest of the batch is fetched again later.
-        let mut checks = Vec::with_capacity(records.len());
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => checks.extend(part),
-                Err(_) => break,
-            }
-        }
-        checks
-    })
 }

@@ -6,18 +6,21 @@
 
 mod behaviour;
 mod event_loop;
+mod ingest;
 mod peers;
-pub mod sync;
 
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use hashmesh_protocol::Manifest;
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId, gossipsub};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::NodeHandle;
 use crate::config::P2pConfig;
+use crate::replica::ReplicaHandle;
+use crate::sync::{Engine, Fetch, FetchResult, OwnLog, SyncResponse};
 pub use peers::PeerView;
 
 /// Commands waiting for the event loop; a full queue makes senders wait (or, for gossip
@@ -43,10 +46,10 @@ pub enum NetError {
     Build(String),
 }
 
-/// Requests to the event loop.
-#[derive(Debug)]
+/// Requests to the event loop, from clients and from the tasks it starts.
 pub(crate) enum Command {
     Publish(Vec<u8>),
+    PublishProof(Vec<u8>),
     AddAddress(PeerId, Multiaddr),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerView>>),
@@ -54,7 +57,28 @@ pub(crate) enum Command {
     Cut(PeerId),
     Restore(PeerId),
     SyncNow,
-    BatchDone(event_loop::BatchDone),
+    /// A fetch's answer was used.
+    Done(PeerId, Fetch, FetchResult),
+    /// A fetch's answer could not be used, through no fault of the peer.
+    Failed(PeerId, Fetch),
+    /// A gossip message was checked.
+    Validated { peer: PeerId, id: gossipsub::MessageId, verdict: ingest::Verdict },
+    /// An answer to a peer's request is ready.
+    Respond { peer: PeerId, channel: ResponseChannel<SyncResponse>, response: SyncResponse },
+}
+
+/// What the network needs to start.
+pub struct Settings {
+    /// The node's libp2p identity (its member key).
+    pub key: libp2p::identity::Keypair,
+    /// Listen addresses and intervals.
+    pub config: P2pConfig,
+    /// The federation: who may connect, where to dial.
+    pub manifest: Manifest,
+    /// The sync engine, configured.
+    pub engine: Engine<PeerId>,
+    /// Where to publish the own log's state.
+    pub own_log: watch::Sender<OwnLog>,
 }
 
 /// A cheap handle on the network task.
@@ -75,6 +99,13 @@ impl Client {
     pub fn publish(&self, bytes: Vec<u8>) {
         if self.commands.try_send(Command::Publish(bytes)).is_err() {
             tracing::debug!("gossip queue full; the record will travel by sync");
+        }
+    }
+
+    /// Gossips an encoded proof of equivocation, like [`Client::publish`].
+    pub fn publish_proof(&self, bytes: Vec<u8>) {
+        if self.commands.try_send(Command::PublishProof(bytes)).is_err() {
+            tracing::debug!("gossip queue full; the proof will travel by sync");
         }
     }
 
@@ -121,17 +152,16 @@ impl Client {
     }
 }
 
-/// Starts the network task for `node`.
+/// Starts the network task, replicating `replica`.
 pub fn spawn(
-    node: NodeHandle,
-    key: libp2p::identity::Keypair,
-    config: &P2pConfig,
+    replica: ReplicaHandle,
+    settings: Settings,
     cancel: CancellationToken,
 ) -> Result<(Client, JoinHandle<()>), NetError> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let peer_id = key.public().to_peer_id();
+    let peer_id = settings.key.public().to_peer_id();
     let client = Client { commands: tx.clone(), peer_id };
-    let event_loop = event_loop::EventLoop::new(node, key, config, tx, rx)?;
+    let event_loop = event_loop::EventLoop::new(replica, settings, tx, rx)?;
     let task = tokio::spawn(tracing::Instrument::in_current_span(event_loop.run(cancel)));
     Ok((client, task))
 }

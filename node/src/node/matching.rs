@@ -17,12 +17,27 @@ impl NodeHandle {
     }
 
     /// Looks up computed fingerprints, each with its variants (PDQ's dihedral forms); a
-    /// fingerprint marked `skipped` (too low quality) is reported, not matched.
+    /// fingerprint marked `skipped` (too low quality) is reported, not matched. CPU work:
+    /// call it from a blocking thread. The view is held for a chunk of queries at a time, so
+    /// the writer can publish between chunks of a large request.
     pub fn match_computed(&self, queries: &[Computed]) -> Vec<MatchResult> {
+        const CHUNK: usize = 256;
         let now = now_ms();
-        let policy = self.shared.manifest.policy();
-        let replica = self.replica();
-        let catalog = replica.catalog();
+        let mut results = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(CHUNK) {
+            let view = self.shared.replica.view();
+            results.extend(self.match_chunk(view.catalog(), view.policy(), chunk, now));
+        }
+        results
+    }
+
+    fn match_chunk(
+        &self,
+        catalog: &crate::replica::Catalog,
+        policy: &hashmesh_protocol::Policy,
+        queries: &[Computed],
+        now: u64,
+    ) -> Vec<MatchResult> {
         queries
             .iter()
             .map(|query| {
@@ -39,7 +54,7 @@ impl NodeHandle {
                     .into_iter()
                     .filter_map(|(id, distance)| {
                         let state = catalog.get(&id)?;
-                        let status = state.votes.status(&policy, now);
+                        let status = state.votes.status(policy, now);
                         Some(Hit {
                             entry: id,
                             category: state.entry.category.clone(),

@@ -6,22 +6,22 @@ mod reads;
 mod writes;
 
 pub use matching::{action_rank, max_distance};
-pub use reads::digest;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::SigningKey;
 use hashmesh_protocol::{Manifest, MemberId, Record, RecordId};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{Config, TokenConfig};
-use crate::replica::{AuthorError, Replica};
+use crate::replica::{AuthorError, Replica, ReplicaHandle, RunOutcome, Verified, writer};
 use crate::store::{Store, StoreError};
+use crate::sync::{Engine, EngineConfig, OwnLog};
 use crate::{identity, net, rpc};
 
 /// Why a node could not start.
@@ -50,6 +50,9 @@ pub enum StartError {
     /// The network could not start.
     #[error(transparent)]
     Net(#[from] net::NetError),
+    /// The writer thread could not start.
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
     /// The RPC port could not be bound.
     #[error(
         "cannot listen for RPC on {addr}: {source} (is the port in use? set rpc.listen in config.toml or pass --rpc-listen)"
@@ -80,6 +83,12 @@ pub enum NodeError {
     /// The record breaks a protocol rule.
     #[error("{0}")]
     Invalid(String),
+    /// Own writes wait until peers have confirmed this node's own log.
+    #[error("{0}")]
+    NotReady(String),
+    /// This member's key is proven to have equivocated.
+    #[error("{0}")]
+    Forked(String),
     /// Storage failed.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -89,21 +98,22 @@ impl From<AuthorError> for NodeError {
     fn from(e: AuthorError) -> Self {
         match e {
             AuthorError::Invalid(v) => Self::Invalid(v.to_string()),
+            forked @ AuthorError::Forked(_) => Self::Forked(forked.to_string()),
             AuthorError::Store(s) => Self::Store(s),
         }
     }
 }
 
 pub(crate) struct Shared {
-    replica: Mutex<Replica>,
-    key: SigningKey,
+    replica: ReplicaHandle,
+    net: net::Client,
+    own_log: watch::Receiver<OwnLog>,
     me: MemberId,
     manifest: Manifest,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
     pub(crate) hashing: tokio::sync::Semaphore,
-    net: OnceLock<net::Client>,
 }
 
 /// A cheap-to-clone handle on a node: everything the RPC and tests may ask of it.
@@ -118,6 +128,7 @@ pub struct RunningNode {
     rpc_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    writer: std::thread::JoinHandle<()>,
 }
 
 /// Unix time in ms.
@@ -133,7 +144,8 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, StartError> {
 }
 
 impl RunningNode {
-    /// Opens the data dir and starts the node's tasks.
+    /// Opens the data dir and starts the node: the replica and its writer, then the network
+    /// that replicates it, then the RPC that serves both — each built once, in that order.
     pub async fn start(data_dir: &Path, config: Config) -> Result<Self, StartError> {
         let key = identity::load(&data_dir.join(&config.key_file))?;
         let manifest = read_manifest(&data_dir.join(&config.manifest))?;
@@ -142,12 +154,31 @@ impl RunningNode {
             return Err(StartError::NotMember(me));
         }
         let store = Store::open(&data_dir.join(&config.db), &manifest.name, me)?;
-        let replica = Replica::load(store, manifest.clone())?;
-        tracing::info!(federation = %manifest.name, member = %me, records = replica.store().len(), "replica loaded");
+        let replica = Replica::open(store, manifest.clone())?;
+        tracing::info!(federation = %manifest.name, member = %me, records = replica.read_view().records(), "replica loaded");
+        let keypair = identity::libp2p_keypair(&key);
+        let (replica, writer) = writer::spawn(replica, key).map_err(StartError::Writer)?;
+        let name = manifest.member(&me).map_or_else(|| me.short(), |m| m.name.clone());
+        let span = tracing::info_span!("node", member = %name);
+        let cancel = CancellationToken::new();
+        let engine = Engine::new(EngineConfig {
+            me,
+            members: manifest.members.iter().map(|m| m.key).collect(),
+            // The only member has no one to ask whether its log is current.
+            alone: manifest.members.iter().all(|m| m.key == me),
+            own_log_timeout: config.p2p.own_log_timeout,
+            start_unconfirmed: config.p2p.start_unconfirmed,
+        });
+        let (own_log_tx, own_log) = watch::channel(engine.own_log());
+        let settings =
+            net::Settings { key: keypair, config: config.p2p.clone(), manifest: manifest.clone(), engine, own_log: own_log_tx };
+        let (net, net_task) = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
+        tracing::info!(peer_id = %net.peer_id(), "network started");
         let handle = NodeHandle {
             shared: Arc::new(Shared {
-                replica: Mutex::new(replica),
-                key,
+                replica,
+                net,
+                own_log,
                 me,
                 manifest,
                 tokens: config.rpc.tokens.clone(),
@@ -155,16 +186,8 @@ impl RunningNode {
                 hashing: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 ),
-                net: OnceLock::new(),
             }),
         };
-        let span = tracing::info_span!("node", member = %manifest_name(&handle));
-        let cancel = CancellationToken::new();
-        let keypair = identity::libp2p_keypair(&handle.shared.key);
-        let (net, net_task) =
-            span.in_scope(|| net::spawn(handle.clone(), keypair, &config.p2p, cancel.clone()))?;
-        tracing::info!(peer_id = %net.peer_id(), "network started");
-        let _ = handle.shared.net.set(net);
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)
             .await
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
@@ -173,7 +196,7 @@ impl RunningNode {
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
         let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()).instrument(span));
         tracing::info!(%rpc_addr, "RPC listening");
-        Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task, net_task] })
+        Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task, net_task], writer })
     }
 
     /// The handle.
@@ -186,24 +209,25 @@ impl RunningNode {
         self.rpc_addr
     }
 
-    /// Stops every task and waits for them, then flushes the store.
+    /// Stops every task and waits for them, then for the writer to store and flush what it
+    /// holds and let go of the store.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
-        let store = self.handle.replica().store().clone();
-        if let Err(e) = store.flush().await {
+        if let Err(e) = self.handle.shared.replica.close().await {
             tracing::error!(error = %e, "final flush failed");
         }
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }
 }
 
 impl NodeHandle {
-    fn replica(&self) -> MutexGuard<'_, Replica> {
-        // A panic while holding the lock cannot leave the replica half-updated (sled writes are
-        // atomic), so a poisoned lock is safe to keep using.
-        self.shared.replica.lock().unwrap_or_else(|p| p.into_inner())
+    /// The replica: its view, store and writer.
+    pub fn replica(&self) -> &ReplicaHandle {
+        &self.shared.replica
     }
 
     /// This node's member id.
@@ -217,38 +241,37 @@ impl NodeHandle {
     }
 
     /// The network client.
-    pub fn net(&self) -> Option<&net::Client> {
-        self.shared.net.get()
+    pub fn net(&self) -> &net::Client {
+        &self.shared.net
     }
 
-    /// The store (cheap clone), for reads that need not hold the replica lock.
-    pub fn store(&self) -> Store {
-        self.replica().store().clone()
+    /// Whether this node's own log is confirmed by its peers (own writes wait until it is).
+    pub fn own_log(&self) -> OwnLog {
+        *self.shared.own_log.borrow()
     }
 
     /// Connected and known member peers.
     pub async fn peers(&self) -> Vec<net::PeerView> {
-        match self.net() {
-            Some(net) => net.peers().await,
-            None => Vec::new(),
-        }
+        self.shared.net.peers().await
     }
+
+    /// Offers a record from outside (an import, a test): its signature is checked, then it is
+    /// stored like any record from a peer, and any proof of equivocation it completes is
+    /// gossiped.
+    pub async fn ingest(&self, record: Record) -> Result<RunOutcome, NodeError> {
+        let verified = Verified::check(record).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let (outcome, proofs) =
+            self.shared.replica.ingest(vec![verified]).await.map_err(|e| NodeError::NotReady(e.to_string()))?;
+        for proof in proofs {
+            self.shared.net.publish_proof(proof.encode());
+        }
+        Ok(outcome)
+    }
+
     /// Raw signed records of `author` from `from_seq`.
     pub fn records(&self, author: &MemberId, from_seq: u64, limit: usize) -> Result<Vec<Record>, NodeError> {
-        Ok(self.replica().store().range(author, from_seq, limit.clamp(1, 1000))?)
-    }
-
-    /// Offers a record that came from outside (a peer, an import).
-    pub fn ingest(&self, record: Record) -> Result<crate::replica::Ingested, crate::replica::IngestError> {
-        self.replica().ingest(record)
-    }
-
-    /// Offers signature-checked records of one author in seq order (a sync batch).
-    pub fn ingest_run(&self, records: Vec<Record>) -> crate::replica::RunOutcome {
-        self.replica().ingest_run(records)
+        Ok(self.shared.replica.range(author, from_seq, limit.clamp(1, 1000))?)
     }
 }
 
-fn manifest_name(handle: &NodeHandle) -> String {
-    handle.manifest().member(&handle.member()).map_or_else(|| handle.member().short(), |m| m.name.clone())
-}
+

@@ -1,39 +1,37 @@
-//! Reading entries and the node's status.
+//! Reading entries, alerts and the node's status. Reads take the replica's view for a moment
+//! and never wait on storage.
 
 use hashmesh_protocol::{MemberId, RecordId};
 
 use super::{NodeError, NodeHandle, now_ms};
-use crate::api::{EntryFilter, EntryPage, EntryView, LogHead, StatusView, VoteView};
-use crate::replica::{EntryState, Replica};
+use crate::api::{Alert, AlertList, EntryFilter, EntryPage, EntryView, LogHead, RawRecord, StatusView, VoteView};
+use crate::replica::{EntryState, View};
+use crate::sync::OwnLog;
 
 impl NodeHandle {
-    pub(super) fn entry_state<'a>(
-        &self,
-        replica: &'a Replica,
-        id: &RecordId,
-    ) -> Result<&'a EntryState, NodeError> {
-        replica.catalog().get(id).ok_or(NodeError::UnknownEntry(*id))
+    pub(super) fn entry_author(&self, id: &RecordId) -> Result<MemberId, NodeError> {
+        let view = self.shared.replica.view();
+        view.catalog().get(id).map(|s| s.votes.author()).ok_or(NodeError::UnknownEntry(*id))
     }
 
     /// One entry with its status.
     pub fn entry(&self, id: &RecordId) -> Result<EntryView, NodeError> {
-        let replica = self.replica();
-        let state = self.entry_state(&replica, id)?;
-        Ok(self.view(state, now_ms()))
+        let view = self.shared.replica.view();
+        let state = view.catalog().get(id).ok_or(NodeError::UnknownEntry(*id))?;
+        Ok(self.entry_view(&view, state, now_ms()))
     }
 
     /// A page of entries matching `filter`.
     pub fn entries(&self, filter: &EntryFilter) -> EntryPage {
         let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
         let now = now_ms();
-        let policy = self.shared.manifest.policy();
-        let replica = self.replica();
+        let view = self.shared.replica.view();
         let mut entries = Vec::new();
         let mut next_cursor = None;
-        for state in replica.catalog().after(filter.cursor) {
+        for state in view.catalog().after(filter.cursor) {
             if filter.author.is_some_and(|a| a != state.votes.author())
                 || filter.category.as_ref().is_some_and(|c| *c != state.entry.category)
-                || filter.status.is_some_and(|s| s != state.votes.status(&policy, now))
+                || filter.status.is_some_and(|s| s != state.votes.status(view.policy(), now))
             {
                 continue;
             }
@@ -41,15 +39,14 @@ impl NodeHandle {
                 next_cursor = entries.last().map(|e: &EntryView| e.id);
                 break;
             }
-            entries.push(self.view(state, now));
+            entries.push(self.entry_view(&view, state, now));
         }
         EntryPage { entries, next_cursor }
     }
 
-    fn view(&self, state: &EntryState, now: u64) -> EntryView {
-        let manifest = &self.shared.manifest;
-        let name = |m: &MemberId| manifest.member(m).map(|i| i.name.clone());
-        let status = state.votes.status(&manifest.policy(), now);
+    fn entry_view(&self, view: &View, state: &EntryState, now: u64) -> EntryView {
+        let name = |m: &MemberId| self.member_name(m);
+        let status = state.votes.status(view.policy(), now);
         EntryView {
             id: state.id,
             author: state.votes.author(),
@@ -71,57 +68,71 @@ impl NodeHandle {
         }
     }
 
+    fn member_name(&self, member: &MemberId) -> Option<String> {
+        self.shared.manifest.member(member).map(|i| i.name.clone())
+    }
+
+    /// Proofs that members equivocated, with both records.
+    pub fn alerts(&self) -> AlertList {
+        let view = self.shared.replica.view();
+        let alerts = view
+            .proofs()
+            .values()
+            .map(|proof| Alert {
+                author: proof.author(),
+                author_name: self.member_name(&proof.author()),
+                seq: proof.seq(),
+                records: proof.records().iter().map(|r| RawRecord::of(r)).collect(),
+            })
+            .collect();
+        AlertList { alerts }
+    }
+
     /// The node's status, with the network's view of which peers hold an identical replica.
+    /// Everything in it is kept up to date as records are stored, never counted on demand.
     pub async fn status(&self) -> Result<StatusView, NodeError> {
         let peers = self.peers().await;
-        let mut status = self.replica_status()?;
-        status.peer_id = self.net().map(|n| n.peer_id().to_string());
+        let mut status = self.replica_status();
         status.in_sync_with = peers.into_iter().filter(|p| p.in_sync).map(|p| p.peer_id).collect();
-        if let Some(net) = self.net() {
-            status.refused_connections = net.refused_connections().await;
-        }
+        status.refused_connections = self.shared.net.refused_connections().await;
         Ok(status)
     }
 
-    fn replica_status(&self) -> Result<StatusView, NodeError> {
-        let replica = self.replica();
+    fn replica_status(&self) -> StatusView {
+        let view = self.shared.replica.view();
         let manifest = &self.shared.manifest;
-        let heads = replica.heads()?;
-        let logs = heads
+        let logs = view
+            .clock()
             .iter()
-            .map(|(author, head)| LogHead {
+            .map(|(author, log)| LogHead {
                 author: *author,
-                name: manifest.member(author).map(|m| m.name.clone()),
-                seq: head.seq,
-                head: head.id,
+                name: self.member_name(author),
+                seq: log.seq,
+                head: log.id,
+                forked_at: log.fork.map(|f| f.seq),
             })
             .collect();
-        Ok(StatusView {
+        StatusView {
             federation: manifest.name.clone(),
             epoch: manifest.epoch,
             member: self.shared.me,
-            member_name: manifest.member(&self.shared.me).map(|m| m.name.clone()),
-            peer_id: None,
-            records: replica.store().len(),
-            entries: replica.catalog().len(),
-            buffered: replica.buffered(),
-            digest: hex::encode(digest(&heads)),
+            member_name: self.member_name(&self.shared.me),
+            peer_id: Some(self.shared.net.peer_id().to_string()),
+            records: view.records() as usize,
+            entries: view.catalog().len(),
+            buffered: view.buffered(),
+            digest: hex::encode(crate::sync::digest(view.clock())),
             logs,
-            equivocators: replica.equivocators().iter().copied().collect(),
+            equivocators: view.proofs().keys().copied().collect(),
+            own_log: match self.own_log() {
+                OwnLog::Waiting => "waiting",
+                OwnLog::Confirmed => "confirmed",
+                OwnLog::Unconfirmed => "unconfirmed",
+                OwnLog::Stuck => "stuck",
+            }
+            .into(),
             in_sync_with: Vec::new(),
             refused_connections: 0,
-        })
+        }
     }
-}
-
-/// blake3 over every author's (id, seq, head): equal digests mean identical replicas, because
-/// each head hash-chains the whole log behind it.
-pub fn digest(heads: &[(MemberId, crate::store::Head)]) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    for (author, head) in heads {
-        hasher.update(&author.0);
-        hasher.update(&head.seq.to_be_bytes());
-        hasher.update(&head.id.0);
-    }
-    *hasher.finalize().as_bytes()
 }

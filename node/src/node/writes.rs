@@ -1,86 +1,59 @@
 //! Writing to this member's own log: entries, votes, retractions. Each is acknowledged only
-//! once it is on disk, then gossiped.
+//! once it is on disk (the writer commits concurrent writes together, with one flush), then
+//! gossiped.
 
-use hashmesh_protocol::{Body, Entry, RecordId, Retract, Status, Vote};
+use hashmesh_protocol::{Body, Entry, RecordId, Retract, Vote};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::api::{CastVote, RetractEntry, SubmitEntry, Written};
+use crate::sync::OwnLog;
 
 impl NodeHandle {
-    async fn write(&self, body: Body) -> Result<Written, NodeError> {
-        let (record, store) = {
-            let mut replica = self.replica();
-            let record = replica.author(&self.shared.key, body, now_ms())?;
-            (record, replica.store().clone())
-        };
-        // Acknowledge only once durable.
-        store.flush().await?;
-        if let Some(net) = self.shared.net.get() {
-            net.publish(record.bytes().to_vec());
+    /// Refuses own writes until the own log is confirmed by peers, so a node restored from an
+    /// old backup never reuses a seq.
+    fn check_may_author(&self) -> Result<(), NodeError> {
+        match self.own_log() {
+            OwnLog::Confirmed | OwnLog::Unconfirmed => Ok(()),
+            OwnLog::Waiting => Err(NodeError::NotReady(
+                "this node is still checking with its peers that it holds its member's whole log (so it never reuses a sequence number); writes are accepted once that is done — retry shortly".into(),
+            )),
+            OwnLog::Stuck => Err(NodeError::NotReady(
+                "no peer could be reached to confirm this node holds its member's whole log, so writes are refused to avoid forking it; check p2p connectivity, or set p2p.start_unconfirmed = true if this data dir is known to be current".into(),
+            )),
         }
-        Ok(Written { id: record.id(), seq: record.seq() })
+    }
+
+    async fn write(&self, bodies: Vec<Body>) -> Result<Vec<Written>, NodeError> {
+        self.check_may_author()?;
+        let records = self.shared.replica.author(bodies, now_ms()).await?;
+        for record in &records {
+            self.shared.net.publish(record.bytes().to_vec());
+        }
+        Ok(records.iter().map(|r| Written { id: r.id(), seq: r.seq() }).collect())
+    }
+
+    async fn write_one(&self, body: Body) -> Result<Written, NodeError> {
+        let mut written = self.write(vec![body]).await?;
+        written.pop().ok_or_else(|| NodeError::Invalid("no record was written".into()))
     }
 
     /// Submits a new entry in this member's log.
     pub async fn submit(&self, req: SubmitEntry) -> Result<Written, NodeError> {
-        if req.fingerprints.is_empty() {
-            return Err(NodeError::Invalid("an entry needs at least one fingerprint".into()));
-        }
-        let body = Body::Entry(Entry {
-            fingerprints: req.fingerprints,
-            category: req.category,
-            links: req.links,
-            note: req.note,
-            expires_at: req.expires_at,
-        });
-        self.write(body).await
+        self.write_one(entry_body(req)?).await
     }
 
-    /// Submits many entries with one flush at the end (bulk import): far faster than one
-    /// `submit` each, and just as durable once it returns. If an entry is refused, the ones
-    /// before it stay written (and durable) and the error is returned.
+    /// Submits many entries in chunks, each stored with one flush (bulk import): far faster
+    /// than one `submit` each, and just as durable once it returns. If an entry is refused,
+    /// the chunks before it stay written and the error is returned.
     pub async fn submit_batch(&self, entries: Vec<SubmitEntry>) -> Result<Vec<Written>, NodeError> {
         let mut written = Vec::with_capacity(entries.len());
-        let mut failed = None;
-        let bodies: Vec<Body> = entries
-            .into_iter()
-            .map(|req| {
-                Body::Entry(Entry {
-                    fingerprints: req.fingerprints,
-                    category: req.category,
-                    links: req.links,
-                    note: req.note,
-                    expires_at: req.expires_at,
-                })
-            })
-            .collect();
-        let mut records = Vec::with_capacity(bodies.len());
-        let mut bodies = bodies.into_iter().peekable();
-        while bodies.peek().is_some() {
-            // One transaction and one lock hold per chunk, so reads and gossip are not starved.
-            let chunk: Vec<Body> = bodies.by_ref().take(4096).collect();
-            match self.replica().author_many(&self.shared.key, chunk, now_ms()) {
-                Ok(chunk) => {
-                    written.extend(chunk.iter().map(|r| Written { id: r.id(), seq: r.seq() }));
-                    records.extend(chunk);
-                }
-                Err(e) => {
-                    failed = Some(NodeError::from(e));
-                    break;
-                }
-            }
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            // Chunks keep each writer round short, so other writers and readers are not starved.
+            let chunk = entries.by_ref().take(4096).map(entry_body).collect::<Result<Vec<_>, _>>()?;
+            written.extend(self.write(chunk).await?);
         }
-        // What was written is made durable and published even if a later chunk failed.
-        self.store().flush().await?;
-        if let Some(net) = self.shared.net.get() {
-            for record in records {
-                net.publish(record.bytes().to_vec());
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(written),
-        }
+        Ok(written)
     }
 
     /// Votes on another member's entry. `reviewer` is the admin's token name.
@@ -90,28 +63,38 @@ impl NodeHandle {
         req: CastVote,
         reviewer: Option<String>,
     ) -> Result<Written, NodeError> {
-        {
-            let replica = self.replica();
-            let state = self.entry_state(&replica, &entry)?;
-            if state.votes.author() == self.shared.me {
-                return Err(NodeError::OwnEntry(entry));
-            }
+        let author = self.entry_author(&entry)?;
+        if author == self.shared.me {
+            return Err(NodeError::OwnEntry(entry));
         }
-        self.write(Body::Vote(Vote { entry, verdict: req.verdict, reason: req.reason, reviewer })).await
+        self.write_one(Body::Vote(Vote { entry, verdict: req.verdict, reason: req.reason, reviewer })).await
     }
 
     /// Retracts one of this member's entries.
     pub async fn retract(&self, entry: RecordId, req: RetractEntry) -> Result<Written, NodeError> {
         {
-            let replica = self.replica();
-            let state = self.entry_state(&replica, &entry)?;
+            let view = self.shared.replica.view();
+            let state = view.catalog().get(&entry).ok_or(NodeError::UnknownEntry(entry))?;
             if state.votes.author() != self.shared.me {
                 return Err(NodeError::NotAuthor(entry));
             }
-            if state.votes.status(&self.shared.manifest.policy(), 0) == Status::Retracted {
+            if state.votes.is_retracted() {
                 return Err(NodeError::AlreadyRetracted(entry));
             }
         }
-        self.write(Body::Retract(Retract { entry, reason: req.reason })).await
+        self.write_one(Body::Retract(Retract { entry, reason: req.reason })).await
     }
+}
+
+fn entry_body(req: SubmitEntry) -> Result<Body, NodeError> {
+    if req.fingerprints.is_empty() {
+        return Err(NodeError::Invalid("an entry needs at least one fingerprint".into()));
+    }
+    Ok(Body::Entry(Entry {
+        fingerprints: req.fingerprints,
+        category: req.category,
+        links: req.links,
+        note: req.note,
+        expires_at: req.expires_at,
+    }))
 }

@@ -1,50 +1,85 @@
-//! The replica: the store plus the in-memory catalog, and the one path every record takes to
-//! get in — verified, checked against the membership, chained, stored, indexed.
+//! The replica: the store plus what is derived from it, and the one path every record takes
+//! to get in — checked against the membership, chained, staged, stored, indexed.
 //!
-//! Records from the network may arrive out of order; one whose author's log has a gap waits
-//! in a bounded buffer until the gap is filled (by gossip or by catch-up sync).
+//! [`Replica`] is owned by one writer (the group-commit thread in [`writer`], or a simulator
+//! in tests): records are *staged* — checked against the logs as they will be once everything
+//! staged is stored — and then *committed* together as one atomic store batch, flushed when
+//! the batch holds records that must be durable before they are acknowledged. Readers see the
+//! [`View`], updated after each commit.
+//!
+//! Records may arrive out of order; one whose author's log has a gap waits in a bounded buffer
+//! until the gap is filled. A record that conflicts with one held at the same position is
+//! equivocation: when both extend the same predecessor they form a minimal
+//! [`EquivocationProof`], which is stored (one per author, the least by rank), cuts the
+//! author's log back to before the fork, and marks the author forked in the policy. A conflict
+//! further back is reported so that sync can search for the fork point.
 
 mod buffer;
 mod catalog;
+mod verified;
+mod view;
+pub mod writer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ed25519_dalek::SigningKey;
-use hashmesh_protocol::{Body, Manifest, MemberId, Record, UnsignedRecord, ValidationError};
+use hashmesh_protocol::{
+    Body, EquivocationProof, Manifest, MemberId, Record, RecordId, UnsignedRecord, ValidationError,
+};
 
-use crate::store::{Appended, Head, Store, StoreError};
+use crate::store::{Head, Loaded, Store, StoreError};
+use crate::sync::{Clock, ForkMark, LogClock};
 use buffer::Buffer;
 pub use catalog::{Catalog, EntryState};
+pub use verified::{Verified, verify_run};
+pub use view::View;
+pub use writer::ReplicaHandle;
 
 /// Most out-of-order records held while waiting for a gap to fill.
 pub const MAX_BUFFERED: usize = 16_384;
 
 /// What became of a record offered to the replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
-    /// Stored; `also` more buffered records were stored after it, in order.
+    /// Staged; `also` buffered records followed it.
     Stored {
-        /// Buffered records that followed it into the store.
-        also: Vec<Record>,
+        /// Buffered records that followed it, in order.
+        also: u64,
     },
     /// Already held.
     Duplicate,
     /// Waiting for the author's earlier records.
     Buffered {
-        /// The author's seq the store needs next.
+        /// The author's seq the replica needs next.
         next: u64,
     },
-    /// Conflicts with a record already held at the same (author, seq).
+    /// Conflicts with the record held at its position, and both extend the same predecessor:
+    /// a proof of equivocation, kept.
     Equivocation,
+    /// Conflicts with what is held at or before `seq`: the author forked further back, and
+    /// only a search of the sender's log can find where.
+    Conflict {
+        /// The highest seq at which the two histories are known to differ.
+        seq: u64,
+    },
+    /// At or past its author's proven fork point: such records no longer count.
+    PastFork,
 }
 
 /// What became of a run of records offered to [`Replica::ingest_run`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RunOutcome {
-    /// Records stored (buffered ones that followed included).
+    /// Records staged (buffered ones that followed included).
     pub stored: u64,
-    /// Seq of the last record taken in without error.
-    pub last_seq: Option<u64>,
+    /// Records already held.
+    pub duplicates: u64,
+    /// Records buffered until their author's earlier records arrive.
+    pub buffered: u64,
+    /// Whether a proof of equivocation was found.
+    pub equivocation: bool,
+    /// A conflict further back, if the run met one (the run stops there).
+    pub conflict: Option<u64>,
     /// Why the run stopped early, if it did.
     pub error: Option<IngestError>,
 }
@@ -57,122 +92,103 @@ pub enum IngestError {
     Invalid(#[from] ValidationError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for IngestError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(v) => Self::Invalid(v),
-            other => Self::Store(other),
-        }
-    }
+/// Why a local record could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorError {
+    /// The record breaks a rule.
+    #[error(transparent)]
+    Invalid(ValidationError),
+    /// This member's own key is proven to have signed two histories.
+    #[error(
+        "this member is proven to have equivocated at seq {0} (two nodes wrote with its key, e.g. a copied data dir): its records no longer count until the federation clears it in a new membership epoch"
+    )]
+    Forked(u64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Store, catalog, out-of-order buffer and the set of equivocating authors.
+/// What a commit stored.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Proofs of equivocation that took effect.
+    pub proofs: Vec<EquivocationProof>,
+}
+
+/// Store, heads, proofs, the out-of-order buffer, what is staged, and the readers' view.
 pub struct Replica {
     store: Store,
     manifest: Manifest,
-    catalog: Catalog,
+    heads: HashMap<MemberId, Head>,
+    proofs: BTreeMap<MemberId, EquivocationProof>,
     buffer: Buffer,
-    equivocators: BTreeSet<MemberId>,
+    /// Records checked to extend `heads`, in order per author, not yet stored.
+    staged: BTreeMap<MemberId, Vec<Record>>,
+    /// Proofs found while staging, applied at commit.
+    found: BTreeMap<MemberId, EquivocationProof>,
+    view: Arc<RwLock<View>>,
 }
 
 impl Replica {
-    /// Loads the catalog from the store.
-    pub fn load(store: Store, manifest: Manifest) -> Result<Self, StoreError> {
-        let mut catalog = Catalog::default();
-        for record in store.iter() {
-            catalog.apply(&record?);
-        }
-        let equivocators = store.evidence()?.iter().map(Record::author).collect();
-        Ok(Self { store, manifest, catalog, buffer: Buffer::new(MAX_BUFFERED), equivocators })
+    /// Loads the logs and proofs from the store and derives the view.
+    pub fn open(store: Store, manifest: Manifest) -> Result<Self, StoreError> {
+        let (view, heads, proofs) = derive(&store, &manifest)?;
+        Ok(Self {
+            store,
+            manifest,
+            heads: heads.into_iter().collect(),
+            proofs,
+            buffer: Buffer::new(MAX_BUFFERED),
+            staged: BTreeMap::new(),
+            found: BTreeMap::new(),
+            view: Arc::new(RwLock::new(view)),
+        })
     }
 
-    /// Checks a record that came from outside: signature, then [`Self::ingest_verified`].
-    pub fn ingest(&mut self, record: Record) -> Result<Ingested, IngestError> {
-        record.verify_signature()?;
-        self.ingest_verified(record)
+    /// The readers' view (shared).
+    pub fn view(&self) -> Arc<RwLock<View>> {
+        Arc::clone(&self.view)
     }
 
-    /// Takes in a record whose signature was already verified (in a batch, by sync).
-    pub fn ingest_verified(&mut self, record: Record) -> Result<Ingested, IngestError> {
-        self.check_rules(&record)?;
-        match self.store.append(&record)? {
-            Appended::New => {
-                self.catalog.apply(&record);
-                let also = self.drain_buffer(record.author());
-                Ok(Ingested::Stored { also })
-            }
-            Appended::Duplicate => Ok(Ingested::Duplicate),
-            Appended::Gap { next } => {
-                self.buffer.insert(record);
-                Ok(Ingested::Buffered { next })
-            }
-            Appended::Equivocation { existing } => {
-                tracing::warn!(author = %record.author(), seq = record.seq(), %existing, conflicting = %record.id(),
-                    "equivocation: two different records at the same position; both kept as evidence");
-                self.equivocators.insert(record.author());
-                Ok(Ingested::Equivocation)
-            }
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The head of `author`'s log, staged records included.
+    pub fn head(&self, author: &MemberId) -> Option<Head> {
+        match self.staged.get(author).and_then(|s| s.last()) {
+            Some(r) => Some(Head { seq: r.seq(), id: r.id() }),
+            None => self.heads.get(author).copied(),
         }
     }
 
-    /// Takes in signature-checked records, one author's in seq order (a sync batch, a bulk
-    /// import): the part that extends the log is stored in one transaction, anything else
-    /// goes the one-by-one way. Stops at the first refused record.
-    pub fn ingest_run(&mut self, records: Vec<Record>) -> RunOutcome {
-        let mut outcome = RunOutcome { stored: 0, last_seq: None, error: None };
-        let mut valid = Vec::with_capacity(records.len());
-        for record in records {
-            if let Err(e) = self.check_rules(&record) {
-                outcome.error = Some(e.into());
-                break;
-            }
-            valid.push(record);
-        }
-        let run = match self.store.append_run(&valid) {
-            Ok(run) => run,
-            Err(e) => {
-                outcome.error = Some(e.into());
-                return outcome;
-            }
-        };
-        let mut rest = valid.split_off(run);
-        for record in &valid {
-            self.catalog.apply(record);
-            outcome.last_seq = Some(record.seq());
-        }
-        outcome.stored += run as u64;
-        if let Some(author) = valid.first().map(Record::author) {
-            outcome.stored += self.drain_buffer(author).len() as u64;
-        }
-        let pending_error = outcome.error.take();
-        for record in rest.drain(..) {
-            let seq = record.seq();
-            match self.ingest_verified(record) {
-                Ok(Ingested::Stored { also }) => outcome.stored += 1 + also.len() as u64,
-                Ok(_) => {}
-                Err(e) => {
-                    outcome.error = Some(e);
-                    return outcome;
-                }
-            }
-            outcome.last_seq = Some(seq);
-        }
-        outcome.error = pending_error;
-        outcome
+    fn fork_seq(&self, author: &MemberId) -> Option<u64> {
+        let held = self.proofs.get(author).map(EquivocationProof::seq);
+        let found = self.found.get(author).map(EquivocationProof::seq);
+        held.into_iter().chain(found).min()
     }
 
-    /// Writes many new records in `key`'s own log with one store transaction.
-    pub fn author_many(
-        &mut self,
-        key: &SigningKey,
-        bodies: Vec<Body>,
-        timestamp: u64,
-    ) -> Result<Vec<Record>, AuthorError> {
+    /// The record at (author, seq), staged ones included.
+    pub fn record_at(&self, author: &MemberId, seq: u64) -> Result<Option<Record>, StoreError> {
+        let committed = self.heads.get(author).map_or(0, |h| h.seq);
+        if seq > committed {
+            let staged = self.staged.get(author).and_then(|s| s.get((seq - committed - 1) as usize));
+            return Ok(staged.cloned());
+        }
+        self.store.get_at(author, seq)
+    }
+
+    /// Signs and stages new records in `key`'s own log.
+    pub fn author(&mut self, key: &SigningKey, bodies: Vec<Body>, timestamp: u64) -> Result<Vec<Record>, AuthorError> {
         let author = MemberId::from_key(&key.verifying_key());
-        let mut head = self.store.head(&author)?;
+        if let Some(seq) = self.fork_seq(&author) {
+            return Err(AuthorError::Forked(seq));
+        }
+        let mut head = self.head(&author);
         let mut records = Vec::with_capacity(bodies.len());
         for body in bodies {
             let record = UnsignedRecord {
@@ -188,17 +204,161 @@ impl Replica {
             head = Some(Head { seq: record.seq(), id: record.id() });
             records.push(record);
         }
-        let run = self.store.append_run(&records)?;
-        if run != records.len() {
-            return Err(AuthorError::Store(StoreError::Corrupt(format!(
-                "only {run} of {} new own records extended the log",
-                records.len()
-            ))));
-        }
-        for record in &records {
-            self.catalog.apply(record);
-        }
+        self.staged.entry(author).or_default().extend(records.iter().cloned());
         Ok(records)
+    }
+
+    /// Checks one record from outside against the logs and stages it (or buffers it).
+    pub fn ingest(&mut self, record: Verified) -> Result<Ingested, IngestError> {
+        let record = record.into_record();
+        self.check_rules(&record)?;
+        let (author, seq) = (record.author(), record.seq());
+        if self.fork_seq(&author).is_some_and(|f| seq >= f) {
+            return Ok(Ingested::PastFork);
+        }
+        let head = self.head(&author);
+        let held = head.map_or(0, |h| h.seq);
+        if seq == 0 {
+            return Err(ValidationError::ZeroSeq.into());
+        }
+        if seq <= held {
+            let Some(ours) = self.record_at(&author, seq)? else {
+                return Err(StoreError::Corrupt(format!("{author}'s record {seq} is missing below its head")).into());
+            };
+            if ours.id() == record.id() {
+                return Ok(Ingested::Duplicate);
+            }
+            if ours.prev() != record.prev() {
+                return Ok(Ingested::Conflict { seq });
+            }
+            let proof = EquivocationProof::new(ours, record).map_err(|e| {
+                StoreError::Corrupt(format!("two verified records at one position did not make a proof: {e}"))
+            })?;
+            tracing::warn!(%author, seq, "equivocation: the author signed two records at one position");
+            self.offer_proof(proof);
+            return Ok(Ingested::Equivocation);
+        }
+        if seq > held + 1 {
+            self.buffer.insert(record);
+            return Ok(Ingested::Buffered { next: held + 1 });
+        }
+        match record.check_follows(head.map(|h| h.id)) {
+            Ok(()) => {}
+            Err(ValidationError::BrokenChain { seq, .. }) => return Ok(Ingested::Conflict { seq: seq - 1 }),
+            Err(e) => return Err(e.into()),
+        }
+        self.staged.entry(author).or_default().push(record);
+        Ok(Ingested::Stored { also: self.drain_buffer(author) })
+    }
+
+    /// Takes in one author's verified records in seq order (a sync batch): stops at the first
+    /// refused record or conflict.
+    pub fn ingest_run(&mut self, records: Vec<Verified>) -> RunOutcome {
+        let mut outcome = RunOutcome::default();
+        for record in records {
+            match self.ingest(record) {
+                Ok(Ingested::Stored { also }) => outcome.stored += 1 + also,
+                Ok(Ingested::Duplicate) => outcome.duplicates += 1,
+                Ok(Ingested::Buffered { .. }) => outcome.buffered += 1,
+                Ok(Ingested::PastFork) => {}
+                Ok(Ingested::Equivocation) => {
+                    outcome.equivocation = true;
+                    break;
+                }
+                Ok(Ingested::Conflict { seq }) => {
+                    outcome.conflict = Some(seq);
+                    break;
+                }
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Keeps `proof` (to apply at the next commit) if it ranks before the one held for its
+    /// author. Returns whether it did.
+    pub fn offer_proof(&mut self, proof: EquivocationProof) -> bool {
+        let author = proof.author();
+        let best = [self.proofs.get(&author), self.found.get(&author)].into_iter().flatten().map(|p| p.rank()).min();
+        if best.is_some_and(|b| b <= proof.rank()) {
+            return false;
+        }
+        // Staged records at or past the fork will not count: drop them before they are stored.
+        if let Some(staged) = self.staged.get_mut(&author) {
+            staged.retain(|r| r.seq() < proof.seq());
+        }
+        self.found.insert(author, proof);
+        true
+    }
+
+    /// The proof held against `author`, if any.
+    pub fn proof(&self, author: &MemberId) -> Option<&EquivocationProof> {
+        self.proofs.get(author)
+    }
+
+    /// Stores everything staged as one atomic batch — flushed first if `durable` — then applies
+    /// any new proofs, and updates the view.
+    pub fn commit(&mut self, durable: bool) -> Result<Committed, StoreError> {
+        let staged = std::mem::take(&mut self.staged);
+        let found = std::mem::take(&mut self.found);
+        let result = self.store.append(staged.values().flatten()).and_then(|()| match durable {
+            true => self.store.flush(),
+            false => Ok(()),
+        });
+        if let Err(e) = result {
+            // Nothing staged counts; the view still shows what is stored.
+            return Err(e);
+        }
+        for (author, records) in &staged {
+            if let Some(last) = records.last() {
+                self.heads.insert(*author, Head { seq: last.seq(), id: last.id() });
+            }
+        }
+        let mut committed = Committed::default();
+        for proof in found.into_values() {
+            let author = proof.author();
+            if self.proofs.get(&author).is_some_and(|held| held.rank() <= proof.rank()) {
+                continue;
+            }
+            self.store.put_proof(&proof)?;
+            committed.proofs.push(proof.clone());
+            self.proofs.insert(author, proof);
+        }
+        if committed.proofs.is_empty() {
+            let mut view = self.write_view();
+            for (author, records) in &staged {
+                for record in records {
+                    view.catalog.apply(record);
+                }
+                view.records += records.len() as u64;
+                if let Some(head) = self.heads.get(author) {
+                    let fork = view.clock.get(author).and_then(|c| c.fork);
+                    view.clock.insert(*author, LogClock { seq: head.seq, id: head.id, fork });
+                }
+            }
+            view.buffered = self.buffer.len();
+        } else {
+            // A fork cuts records out of a log: rebuild what is derived from the logs. Forks
+            // are rare (each needs a member's key to sign two histories), so simplicity wins.
+            let (view, heads, proofs) = derive(&self.store, &self.manifest)?;
+            self.heads = heads.into_iter().collect();
+            self.proofs = proofs;
+            *self.write_view() = view;
+        }
+        Ok(committed)
+    }
+
+    fn write_view(&self) -> RwLockWriteGuard<'_, View> {
+        // The view is only written here, with in-memory work that does not panic mid-way.
+        self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads the view.
+    pub fn read_view(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn check_rules(&self, record: &Record) -> Result<(), ValidationError> {
@@ -213,72 +373,49 @@ impl Replica {
         Ok(())
     }
 
-    fn drain_buffer(&mut self, author: MemberId) -> Vec<Record> {
-        let mut stored = Vec::new();
-        loop {
-            let next = self.store.head(&author).ok().flatten().map_or(1, |h| h.seq + 1);
-            let Some(record) = self.buffer.take(&author, next) else { break };
-            match self.store.append(&record) {
-                Ok(Appended::New) => {
-                    self.catalog.apply(&record);
-                    stored.push(record);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(author = %author, seq = next, error = %e, "dropping buffered record");
-                    break;
-                }
+    fn drain_buffer(&mut self, author: MemberId) -> u64 {
+        let mut stored = 0;
+        while let Some(head) = self.head(&author) {
+            let Some(record) = self.buffer.take(&author, head.seq + 1) else { break };
+            if self.fork_seq(&author).is_some_and(|f| record.seq() >= f) || record.check_follows(Some(head.id)).is_err() {
+                // Off the chain held: sync will find out why; the buffer must not keep it.
+                break;
             }
+            self.staged.entry(author).or_default().push(record);
+            stored += 1;
         }
         stored
     }
-
-    /// Writes a new record in `key`'s own log, after its current head.
-    pub fn author(&mut self, key: &SigningKey, body: Body, timestamp: u64) -> Result<Record, AuthorError> {
-        let mut written = self.author_many(key, vec![body], timestamp)?;
-        written.pop().ok_or_else(|| AuthorError::Store(StoreError::Corrupt("no record was written".into())))
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// The catalog.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
-    /// The manifest in force.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Authors caught equivocating.
-    pub fn equivocators(&self) -> &BTreeSet<MemberId> {
-        &self.equivocators
-    }
-
-    /// Records waiting for a gap to fill.
-    pub fn buffered(&self) -> usize {
-        self.buffer.len()
-    }
-
-    /// Every author's head: the vector clock compared during sync.
-    pub fn heads(&self) -> Result<Vec<(MemberId, Head)>, StoreError> {
-        self.store.heads()
-    }
 }
 
-/// Why a local record could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthorError {
-    /// The record breaks a rule.
-    #[error(transparent)]
-    Invalid(ValidationError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+type Derived = (View, BTreeMap<MemberId, Head>, BTreeMap<MemberId, EquivocationProof>);
+
+/// Reads the logs and proofs and derives the view from them.
+fn derive(store: &Store, manifest: &Manifest) -> Result<Derived, StoreError> {
+    let mut catalog = Catalog::default();
+    let mut proofs = BTreeMap::new();
+    let mut records = 0u64;
+    let heads = store.load(|loaded| match loaded {
+        Loaded::Record(record) => {
+            catalog.apply(&record);
+            records += 1;
+        }
+        Loaded::Proof(proof) => {
+            proofs.insert(proof.author(), proof);
+        }
+    })?;
+    let mut clock: Clock = heads
+        .iter()
+        .map(|(author, head)| (*author, LogClock { seq: head.seq, id: head.id, fork: None }))
+        .collect();
+    for (author, proof) in &proofs {
+        clock.entry(*author).or_insert(LogClock { seq: 0, id: RecordId::ZERO, fork: None }).fork =
+            Some(ForkMark::of(proof));
+    }
+    let mut policy = manifest.policy();
+    policy.forked = proofs.keys().copied().collect();
+    let view = View { catalog, clock, records, proofs: proofs.clone(), buffered: 0, policy };
+    Ok((view, heads, proofs))
 }
 
 #[cfg(test)]

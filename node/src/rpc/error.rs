@@ -40,7 +40,8 @@ impl From<NodeError> for ApiError {
             NodeError::OwnEntry(_) | NodeError::NotAuthor(_) => StatusCode::FORBIDDEN,
             NodeError::AlreadyRetracted(_) => StatusCode::CONFLICT,
             NodeError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            NodeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Store(_) | NodeError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Forked(_) => StatusCode::CONFLICT,
         };
         Self::new(status, e.to_string())
     }

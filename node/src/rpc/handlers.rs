@@ -11,7 +11,7 @@ use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::api::{
-    CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord,
+    AlertList, CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord,
     RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
 };
 use crate::config::Role;
@@ -183,7 +183,11 @@ pub(super) async fn match_hashes(
     if req.hashes.len() > 10_000 {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "at most 10000 hashes per call"));
     }
-    let results = node.match_fingerprints(&req.hashes);
+    // Thousands of lookups are CPU work: off the async workers.
+    let matcher = node.clone();
+    let results = tokio::task::spawn_blocking(move || matcher.match_fingerprints(&req.hashes))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "matching failed"))?;
     Ok(Json(respond(results)))
 }
 
@@ -205,10 +209,14 @@ pub(super) async fn match_file(
         .acquire()
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))?;
-    let hashed = tokio::task::spawn_blocking(move || crate::hashers::fingerprint_bytes(&body))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the upload failed"))?;
-    let results = node.match_computed(&hashed.computed);
+    let matcher = node.clone();
+    let (hashed, results) = tokio::task::spawn_blocking(move || {
+        let hashed = crate::hashers::fingerprint_bytes(&body);
+        let results = matcher.match_computed(&hashed.computed);
+        (hashed, results)
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the upload failed"))?;
     let mut response = respond(results);
     response.image_error = hashed.image_error;
     Ok(Json(response))
@@ -260,15 +268,10 @@ pub(super) async fn records(
     authorize(&node.shared, &headers, Role::Matcher)?;
     let Query(q) = query?;
     let records = node.records(&q.author, q.from_seq.unwrap_or(1), q.limit.unwrap_or(100))?;
-    Ok(Json(
-        records
-            .iter()
-            .map(|r| RawRecord {
-                id: r.id(),
-                author: r.author(),
-                seq: r.seq(),
-                bytes: hex::encode(r.bytes()),
-            })
-            .collect(),
-    ))
+    Ok(Json(records.iter().map(RawRecord::of).collect()))
+}
+
+pub(super) async fn alerts(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<AlertList>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.alerts()))
 }

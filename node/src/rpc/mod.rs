@@ -34,6 +34,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/match/hashes", post(handlers::match_hashes))
         .route("/v1/match", post(handlers::match_file))
         .route("/v1/records", get(handlers::records))
+        .route("/v1/alerts", get(handlers::alerts))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

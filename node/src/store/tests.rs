@@ -1,7 +1,9 @@
 use ed25519_dalek::SigningKey;
-use hashmesh_protocol::{Entry, Fingerprint, FingerprintKind, UnsignedRecord};
+use hashmesh_protocol::{Body, Entry, Fingerprint, FingerprintKind, UnsignedRecord};
 
 use super::*;
+
+use std::collections::BTreeMap;
 
 struct Log {
     key: SigningKey,
@@ -42,60 +44,101 @@ fn open(dir: &Path, member: MemberId) -> Store {
     Store::open(dir, "fed", member).expect("store opens")
 }
 
-#[test]
-fn appends_in_order_indexes_and_survives_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::new(1);
-    let (a, b) = (log.entry(1), log.entry(2));
-    {
-        let store = open(dir.path(), log.member());
-        assert_eq!(store.append(&a).expect("append"), Appended::New);
-        assert_eq!(store.append(&a).expect("append"), Appended::Duplicate);
-        assert_eq!(store.append(&b).expect("append"), Appended::New);
-        store.db.flush().expect("flush");
-    }
-    let store = open(dir.path(), log.member());
-    assert_eq!(store.len(), 2);
-    assert_eq!(store.head(&log.member()).expect("head"), log.head);
-    assert_eq!(store.get(&b.id()).expect("get"), Some(b.clone()));
-    assert_eq!(store.entries_with(FingerprintKind::Md5.tag(), &[2; 16]).expect("scan"), vec![b.id()]);
-    assert_eq!(store.range(&log.member(), 2, 10).expect("range"), vec![b]);
+fn load(store: &Store) -> (Vec<Record>, Vec<EquivocationProof>, BTreeMap<MemberId, Head>) {
+    let (mut records, mut proofs) = (Vec::new(), Vec::new());
+    let heads = store
+        .load(|l| match l {
+            Loaded::Record(r) => records.push(r),
+            Loaded::Proof(p) => proofs.push(p),
+        })
+        .expect("load");
+    (records, proofs, heads)
 }
 
 #[test]
-fn gaps_are_reported_not_stored() {
+fn appended_records_survive_reopen_in_log_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::new(1);
+    let mut other = Log::new(2);
+    let (a, b, c) = (log.entry(1), log.entry(2), other.entry(3));
+    {
+        let store = open(dir.path(), log.member());
+        store.append([&a, &c]).expect("append");
+        store.append([&b]).expect("append");
+        store.flush().expect("flush");
+    }
+    let store = open(dir.path(), log.member());
+    let (records, proofs, heads) = load(&store);
+    let mut want = vec![a.clone(), b.clone(), c.clone()];
+    want.sort_by_key(|r| (r.author(), r.seq()));
+    assert_eq!(records, want);
+    assert!(proofs.is_empty());
+    assert_eq!(heads.get(&log.member()), log.head.as_ref());
+    assert_eq!(heads.get(&other.member()), other.head.as_ref());
+    assert_eq!(store.get_at(&log.member(), 2).expect("get"), Some(b.clone()));
+    assert_eq!(store.range(&log.member(), 2, 9, 10).expect("range"), vec![b.clone()]);
+    assert_eq!(store.range(&log.member(), 1, 1, 10).expect("range"), vec![a.clone()], "capped at to_seq");
+    assert!(store.range(&log.member(), 3, 2, 10).expect("range").is_empty());
+    let bytes = store.range_bytes(&log.member(), 1, 9, 10, 1).expect("range");
+    assert_eq!(bytes, vec![a.bytes().to_vec()], "at least one record, then the byte cap");
+}
+
+#[test]
+fn a_log_with_a_gap_or_a_broken_chain_is_reported_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = Log::new(1);
     let store = open(dir.path(), log.member());
     let _first = log.entry(1);
-    let second = log.entry(2);
-    assert_eq!(store.append(&second).expect("append"), Appended::Gap { next: 1 });
-    assert!(store.is_empty());
-}
+    store.append([&log.entry(2)]).expect("append");
+    let err = store.load(|_| {}).err().expect("gap");
+    assert!(err.to_string().contains("jumps to seq 2"), "{err}");
 
-#[test]
-fn equivocation_is_kept_as_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = Log::new(1);
     let store = open(dir.path(), log.member());
     let first = log.entry(1);
-    log.head = None;
-    let fork = log.entry(9);
-    assert_eq!(store.append(&first).expect("append"), Appended::New);
-    assert_eq!(store.append(&fork).expect("append"), Appended::Equivocation { existing: first.id() });
-    assert_eq!(store.get_at(&log.member(), 1).expect("get"), Some(first));
-    assert_eq!(store.evidence().expect("evidence"), vec![fork]);
+    log.head = Some(Head { seq: 1, id: RecordId([5; 32]) });
+    store.append([&first, &log.entry(2)]).expect("append");
+    let err = store.load(|_| {}).err().expect("broken chain");
+    assert!(err.to_string().contains("does not chain"), "{err}");
+    assert!(err.to_string().contains("restore the data dir"), "says what to do: {err}");
 }
 
 #[test]
-fn broken_chain_is_refused() {
+fn a_proof_truncates_the_log_at_the_fork_durably() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = Log::new(1);
-    let store = open(dir.path(), log.member());
-    store.append(&log.entry(1)).expect("append");
-    log.head = Some(Head { seq: 1, id: RecordId([5; 32]) });
-    let bad = log.entry(2);
-    assert!(matches!(store.append(&bad), Err(StoreError::Invalid(_))));
+    let member = log.member();
+    let records: Vec<Record> = (1..=4).map(|n| log.entry(n)).collect();
+    log.head = Some(Head { seq: 2, id: records[1].id() });
+    let fork = log.entry(9);
+    let proof = EquivocationProof::new(records[2].clone(), fork).expect("proof");
+    {
+        let store = open(dir.path(), member);
+        store.append(&records).expect("append");
+        store.put_proof(&proof).expect("proof");
+        assert_eq!(store.get_at(&member, 3).expect("get"), None);
+    }
+    let store = open(dir.path(), member);
+    let (held, proofs, heads) = load(&store);
+    assert_eq!(held, records[..2].to_vec());
+    assert_eq!(proofs, vec![proof]);
+    assert_eq!(heads.get(&member), Some(&Head { seq: 2, id: records[1].id() }));
+}
+
+#[test]
+fn records_past_a_proof_left_by_a_crash_are_dropped_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::new(1);
+    let member = log.member();
+    let records: Vec<Record> = (1..=3).map(|n| log.entry(n)).collect();
+    log.head = Some(Head { seq: 1, id: records[0].id() });
+    let proof = EquivocationProof::new(records[1].clone(), log.entry(8)).expect("proof");
+    let store = open(dir.path(), member);
+    store.proofs.insert(member.0, proof.encode()).expect("insert"); // the proof, but no truncation
+    store.append(&records).expect("append");
+    let (held, _, _) = load(&store);
+    assert_eq!(held, records[..1].to_vec());
 }
 
 #[test]
@@ -107,19 +150,4 @@ fn refuses_another_federation_or_identity() {
     assert!(err.to_string().contains("belongs to federation \"fed\""), "{err}");
     let err = Store::open(dir.path(), "fed", Log::new(2).member()).err().expect("must refuse");
     assert!(matches!(err, StoreError::WrongIdentity { .. }), "{err}");
-}
-
-#[test]
-fn a_run_is_stored_up_to_the_first_record_that_does_not_follow() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::new(1);
-    let store = open(dir.path(), log.member());
-    let run: Vec<Record> = (1..=5).map(|n| log.entry(n)).collect();
-    assert_eq!(store.append_run(&run[..2]).expect("run"), 2);
-    // Already-held records and gaps end a run.
-    assert_eq!(store.append_run(&run[1..]).expect("run"), 0);
-    assert_eq!(store.append_run(&[run[3].clone(), run[4].clone()]).expect("run"), 0);
-    assert_eq!(store.append_run(&run[2..]).expect("run"), 3);
-    assert_eq!(store.head(&log.member()).expect("head"), log.head);
-    assert_eq!(store.entries_with(FingerprintKind::Md5.tag(), &[4; 16]).expect("scan"), vec![run[3].id()]);
 }

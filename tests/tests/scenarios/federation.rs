@@ -101,8 +101,8 @@ async fn non_member_cannot_connect_and_its_records_are_never_stored() {
     let outsider_net = TestNet::outsider(vec![net.manifest.members[0].clone()]).await.expect("outsider");
     let outsider = &outsider_net.nodes[0];
     outsider.submit(&[&md5(666)], "csam").await;
-    let client = outsider.handle().net().expect("net").clone();
-    for addr in net.nodes[0].handle().net().expect("net").listen_addrs().await {
+    let client = outsider.handle().net().clone();
+    for addr in net.nodes[0].handle().net().listen_addrs().await {
         client.add_address(net.nodes[0].peer_id(), addr).await;
     }
     wait_until("node0 to refuse the outsider", || async {
@@ -128,11 +128,12 @@ async fn tampered_record_from_a_member_is_rejected_and_not_forwarded() {
     net.cut(0, 2).await;
     let id = net.nodes[0].submit(&[&md5(1)], "csam").await;
     net.wait_converged(&[0, 1, 2], 1).await.expect("converged");
-    let record = net.nodes[0].handle().store().get(&id.parse().expect("id")).expect("read").expect("held");
+    let seq = net.nodes[0].handle().entry(&id.parse().expect("id")).expect("entry").seq;
+    let record = net.nodes[0].handle().records(&net.nodes[0].member, seq, 1).expect("read").remove(0);
     let mut forged = record.bytes().to_vec();
     let at = forged.len() - 80;
     forged[at] ^= 0x40;
-    let node0_net = net.nodes[0].handle().net().expect("net");
+    let node0_net = net.nodes[0].handle().net();
     node0_net.publish(forged);
     // A valid record right behind it on the same stream: once node2 has it, node1 has
     // handled the forged one.
@@ -158,7 +159,7 @@ async fn equivocating_author_is_detected_on_every_node() {
     net.wait_converged(&[0, 1, 2], 1).await.expect("converged");
     // node0's member signs two different records at seq 2 and shows each to one node; on
     // node1's branch it goes on writing (seq 3), so node1's log runs past the fork.
-    let head = net.nodes[0].handle().store().head(&net.nodes[0].member).expect("head").expect("has head");
+    let head = net.nodes[0].handle().replica().clock()[&net.nodes[0].member];
     let fork_at = |n: u8, seq: u64, prev: hashmesh_protocol::RecordId| -> Record {
         UnsignedRecord {
             author: net.nodes[0].member,
@@ -179,11 +180,11 @@ async fn equivocating_author_is_detected_on_every_node() {
     let (one, two) = (fork_at(1, head.seq + 1, head.id), fork_at(2, head.seq + 1, head.id));
     assert_ne!(one.id(), two.id());
     let one_more = fork_at(3, head.seq + 2, one.id());
-    net.nodes[1].handle().ingest(one).expect("ingest");
-    net.nodes[1].handle().ingest(one_more).expect("ingest");
-    net.nodes[2].handle().ingest(two).expect("ingest");
+    net.nodes[1].handle().ingest(one).await.expect("ingest");
+    net.nodes[1].handle().ingest(one_more).await.expect("ingest");
+    net.nodes[2].handle().ingest(two).await.expect("ingest");
     for node in &net.nodes {
-        node.handle().net().expect("net").sync_now().await;
+        node.handle().net().sync_now().await;
     }
     for node in &net.nodes {
         wait_until(&format!("{} to flag the equivocation", node.name), || async {
@@ -192,5 +193,7 @@ async fn equivocating_author_is_detected_on_every_node() {
         .await
         .expect("equivocation detected");
     }
+    // Every node ends with the same replica: node0's log up to the fork, one proof.
+    net.wait_converged(&[0, 1, 2], 1).await.expect("identical replicas after the fork");
     net.shutdown().await;
 }

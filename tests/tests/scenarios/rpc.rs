@@ -21,7 +21,7 @@ async fn copy_log(from: &TestNode, to: &TestNode) {
     for raw in reply.body.as_array().expect("array") {
         let bytes = hex_decode(raw["bytes"].as_str().expect("bytes"));
         let record = Record::decode(&bytes).expect("decodes");
-        to.handle().ingest(record).expect("ingests");
+        to.handle().ingest(record).await.expect("ingests");
     }
 }
 
