@@ -185,6 +185,7 @@ impl TestNet {
                 })
                 .collect(),
         };
+        let outsider = !extra.is_empty();
         manifest.members.extend(extra);
         let mut nodes = Vec::new();
         for (key, info) in keys.into_iter().zip(manifest.members.clone()) {
@@ -193,6 +194,11 @@ impl TestNet {
             config.rpc.listen = "127.0.0.1:0".parse()?;
             config.rpc.max_body_bytes = 1024 * 1024;
             config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+            if outsider {
+                // The outsider's "peers" never answer it: let it write on its own at once.
+                config.p2p.own_log_timeout = Duration::ZERO;
+                config.p2p.start_unconfirmed = true;
+            }
             let done = init(
                 dir.path(),
                 InitOptions { manifest: ManifestSource::Given(manifest.clone()), key: Some(key), config },
@@ -213,6 +219,7 @@ impl TestNet {
         let net = Self { nodes, manifest };
         net.introduce_all().await?;
         net.wait_connected().await?;
+        net.wait_writable().await?;
         Ok(net)
     }
 
@@ -255,6 +262,17 @@ impl TestNet {
                 let peers = node.handle().peers().await;
                 want.iter()
                     .all(|w| peers.iter().any(|p: &PeerView| &p.peer_id == w && p.connected_since.is_some()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every running node accepts own writes (its own log is confirmed by a peer).
+    pub async fn wait_writable(&self) -> anyhow::Result<()> {
+        for node in self.nodes.iter().filter(|n| n.node.is_some()) {
+            wait_until(&format!("{} to accept writes", node.name), || async {
+                node.handle().own_log().may_author()
             })
             .await?;
         }
