@@ -3,6 +3,8 @@
 //! offers an HTTP client and condition waits with timeouts. Scenarios live in
 //! `tests/scenarios/`.
 
+pub mod load;
+
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -85,6 +87,47 @@ impl TestNode {
         if let Some(node) = self.node.take() {
             node.shutdown().await;
         }
+    }
+
+    /// A stopped copy of this (stopped) node: its data dir copied as it is now — a backup, or
+    /// an operator's mistaken second node of the same member.
+    pub fn copy(&self) -> anyhow::Result<TestNode> {
+        anyhow::ensure!(self.node.is_none(), "stop {} before copying its data dir", self.name);
+        let dir = tempfile::tempdir()?;
+        copy_dir(self.dir.path(), dir.path())?;
+        Ok(TestNode {
+            dir,
+            node: None,
+            name: format!("{}-copy", self.name),
+            member: self.member,
+            admin: self.admin.clone(),
+            submitter: self.submitter.clone(),
+            matcher: self.matcher.clone(),
+        })
+    }
+
+    /// Replaces this (stopped) node's data dir with `from`'s: a restore from backup.
+    pub fn restore_from(&mut self, from: TestNode) -> anyhow::Result<()> {
+        anyhow::ensure!(self.node.is_none() && from.node.is_none(), "stop both nodes first");
+        self.dir = from.dir;
+        Ok(())
+    }
+
+    /// Submits an entry through the RPC; the raw reply.
+    pub async fn try_submit(&self, fingerprint: &str) -> Reply {
+        let body = serde_json::json!({ "fingerprints": [fingerprint], "category": "csam" });
+        self.call("POST", "/v1/entries", Some(&self.submitter), Some(body)).await
+    }
+
+    /// Votes on an entry through the RPC; the raw reply.
+    pub async fn vote(&self, entry: &str, verdict: &str) -> Reply {
+        let body = serde_json::json!({ "verdict": verdict });
+        self.call("POST", &format!("/v1/entries/{entry}/votes"), Some(&self.admin), Some(body)).await
+    }
+
+    /// An entry's status as this node derives it.
+    pub fn entry_status(&self, entry: &str) -> Option<hashmesh_protocol::Status> {
+        self.handle().entry(&entry.parse().ok()?).ok().map(|e| e.status)
     }
 
     /// Sends a request: `body` as JSON if given.
@@ -323,6 +366,20 @@ impl TestNet {
             node.stop().await;
         }
     }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for item in std::fs::read_dir(from)? {
+        let item = item?;
+        let target = to.join(item.file_name());
+        if item.file_type()?.is_dir() {
+            copy_dir(&item.path(), &target)?;
+        } else {
+            std::fs::copy(item.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Waits until `check` returns true, polling; fails after [`WAIT`].

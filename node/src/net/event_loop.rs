@@ -1,7 +1,8 @@
 //! The task that owns the swarm. It dials and redials members, and translates: swarm events
 //! into sync [`Event`]s, the engine's [`Output`]s into requests, answers into ingest jobs.
-//! Nothing slow runs here — serving reads the store on blocking threads, ingesting runs in
-//! the [`ingest`](super::ingest) stages — so the swarm is always polled.
+//! Nothing here waits: serving reads the store on blocking threads, ingesting runs in the
+//! [`ingest`](super::ingest) stages (handed over without waiting, since they report back
+//! here), so the swarm is always polled and nothing can deadlock on this task.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,8 +147,8 @@ impl EventLoop {
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                event = self.swarm.select_next_some() => self.on_swarm(event).await,
-                Some(command) = self.commands.recv() => self.on_command(command).await,
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                Some(command) = self.commands.recv() => self.on_command(command),
                 _ = dial_tick.tick() => self.redial(),
                 _ = tick.tick() => {
                     if last_round.elapsed() >= self.sync_interval {
@@ -206,7 +207,7 @@ impl EventLoop {
         }
     }
 
-    async fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish(bytes) => self.publish(true, bytes),
             Command::PublishProof(bytes) => self.publish(false, bytes),
@@ -317,7 +318,7 @@ impl EventLoop {
         }
     }
 
-    async fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");
@@ -364,13 +365,17 @@ impl EventLoop {
                 message,
             })) => {
                 let job = if message.topic == self.proofs_topic.hash() {
-                    Job::GossipProof { peer, id, bytes: message.data }
+                    Job::GossipProof { peer, id: id.clone(), bytes: message.data }
                 } else {
-                    Job::Gossip { peer, id, bytes: message.data }
+                    Job::Gossip { peer, id: id.clone(), bytes: message.data }
                 };
-                let _ = self.ingest.send(job).await;
+                if self.ingest.try_send(job).is_err() {
+                    // Ingest is backed up: drop the message unforwarded; catch-up sync brings
+                    // the record anyway.
+                    self.validated(peer, &id, Verdict::Ignore);
+                }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
@@ -384,7 +389,7 @@ impl EventLoop {
         }
     }
 
-    async fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         use request_response::{Event as Rr, Message};
         match event {
             Rr::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
@@ -392,7 +397,7 @@ impl EventLoop {
             }
             Rr::Message { message: Message::Response { request_id, response }, .. } => {
                 let Some((peer, fetch)) = self.pending.remove(&request_id) else { return };
-                self.on_response(peer, fetch, response).await;
+                self.on_response(peer, fetch, response);
             }
             Rr::OutboundFailure { peer, request_id, error, .. } => {
                 tracing::debug!(%peer, %error, "sync request failed");
@@ -406,7 +411,7 @@ impl EventLoop {
         }
     }
 
-    async fn on_response(&mut self, peer: PeerId, fetch: Option<Fetch>, response: SyncResponse) {
+    fn on_response(&mut self, peer: PeerId, fetch: Option<Fetch>, response: SyncResponse) {
         match (fetch, response) {
             (None, SyncResponse::Heads(theirs)) => {
                 let in_sync = theirs == self.replica.clock();
@@ -418,16 +423,26 @@ impl EventLoop {
             (None, _) => self.step(Event::HeadsFailed(peer)),
             (Some(fetch), SyncResponse::Records(records)) if fetch.purpose != Purpose::Proof => {
                 self.step(Event::Arrived(peer, fetch, records.len()));
-                let _ = self.ingest.send(Job::Range { peer, fetch, records }).await;
+                self.hand_over(peer, fetch, Job::Range { peer, fetch, records });
             }
             (Some(fetch), SyncResponse::Proof(bytes)) if fetch.purpose == Purpose::Proof => {
                 self.step(Event::Arrived(peer, fetch, 1));
-                let _ = self.ingest.send(Job::Proof { peer, fetch, bytes }).await;
+                self.hand_over(peer, fetch, Job::Proof { peer, fetch, bytes });
             }
             (Some(fetch), response) => {
                 tracing::debug!(%peer, ?fetch, ?response, "sync request refused");
                 self.step(Event::Failed(peer, fetch));
             }
+        }
+    }
+
+    /// Hands an answer to the ingest stages. Never waits: the ingest stages report back
+    /// through this loop, so waiting here for them could deadlock. If they are backed up, the
+    /// fetch fails and is asked again later.
+    fn hand_over(&mut self, peer: PeerId, fetch: Fetch, job: Job) {
+        if self.ingest.try_send(job).is_err() {
+            tracing::debug!(%peer, "ingest is backed up; fetch dropped for now");
+            self.step(Event::Failed(peer, fetch));
         }
     }
 

@@ -16,9 +16,10 @@ use crate::replica::{IngestError, ReplicaHandle, RunOutcome, Verified, verify_ru
 use crate::sync::fork::{self, Search};
 use crate::sync::{Fetch, FetchResult, wire};
 
-/// Work waiting to be verified; the event loop waits when it is full, which slows what it
-/// asks of peers rather than growing memory.
-const QUEUE: usize = 64;
+/// Work waiting to be verified. When it is full the event loop drops what comes (gossip goes
+/// unforwarded, a fetch is asked again later) rather than wait or grow memory: the stages
+/// report back through the event loop, so it must never wait on them.
+const QUEUE: usize = 256;
 
 /// Something a peer sent.
 pub(crate) enum Job {

@@ -2,4 +2,5 @@
 
 mod federation;
 mod matching;
+mod replication;
 mod rpc;
