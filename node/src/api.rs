@@ -210,7 +210,12 @@ pub struct RawRecord {
 impl RawRecord {
     /// The record, for the API.
     pub fn of(record: &hashmesh_protocol::Record) -> Self {
-        Self { id: record.id(), author: record.author(), seq: record.seq(), bytes: hex::encode(record.bytes()) }
+        Self {
+            id: record.id(),
+            author: record.author(),
+            seq: record.seq(),
+            bytes: hex::encode(record.bytes()),
+        }
     }
 }
 

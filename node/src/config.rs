@@ -81,6 +81,10 @@ pub struct P2pConfig {
     /// Longest wait between redials of a member that cannot be reached.
     #[serde(with = "humantime_serde")]
     pub max_redial_backoff: Duration,
+    /// How long to wait for a peer's answer to a sync request before asking elsewhere: a
+    /// peer that stalls holds back the logs it was asked for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// At start, own writes wait until a peer has confirmed this node holds every record of
     /// its own log that the federation holds (a restored backup or a lost disk would
     /// otherwise reuse seqs and fork the member's log). How long to wait for any peer before
@@ -120,6 +124,7 @@ impl Default for P2pConfig {
             listen: vec![DEFAULT_P2P_LISTEN.into()],
             sync_interval: Duration::from_secs(30),
             max_redial_backoff: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(20),
             own_log_timeout: Duration::from_secs(60),
             start_unconfirmed: false,
         }

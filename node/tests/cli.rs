@@ -145,7 +145,10 @@ fn write_until_killed(rpc: &str, token: &str, clients: usize, first: u64) -> Vec
                         let Ok(mut reply) = reply else { return acked };
                         let text = reply.body_mut().read_to_string().unwrap_or_default();
                         let v: serde_json::Value = serde_json::from_str(&text).expect("a 201 carries JSON");
-                        acked.push((v["id"].as_str().expect("id").to_owned(), v["seq"].as_u64().expect("seq")));
+                        acked.push((
+                            v["id"].as_str().expect("id").to_owned(),
+                            v["seq"].as_u64().expect("seq"),
+                        ));
                     }
                 })
             })
@@ -190,7 +193,8 @@ fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), acked.len(), "no seq reused");
-    let status: serde_json::Value = serde_json::from_str(&cli(&node.rpc, &token, &["status", "--json"])).expect("json");
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&node.rpc, &token, &["status", "--json"])).expect("json");
     let records = status["records"].as_u64().expect("records");
     let head = status["logs"][0]["seq"].as_u64().expect("head");
     assert_eq!(head, records, "a gap-free log");

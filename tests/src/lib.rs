@@ -4,6 +4,7 @@
 //! `tests/scenarios/`.
 
 pub mod load;
+pub mod rogue;
 
 use std::time::Duration;
 
@@ -237,6 +238,8 @@ impl TestNet {
             config.rpc.listen = "127.0.0.1:0".parse()?;
             config.rpc.max_body_bytes = 1024 * 1024;
             config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+            // A stalled sync request fails this soon, so scenarios with a stalling peer end.
+            config.p2p.request_timeout = Duration::from_secs(5);
             if outsider {
                 // The outsider's "peers" never answer it: let it write on its own at once.
                 config.p2p.own_log_timeout = Duration::ZERO;

@@ -29,7 +29,11 @@ pub(crate) struct Behaviour {
 pub(crate) struct BehaviourError(String);
 
 impl Behaviour {
-    pub(crate) fn new(key: &identity::Keypair, max_peers: u32) -> Result<Self, BehaviourError> {
+    pub(crate) fn new(
+        key: &identity::Keypair,
+        max_peers: u32,
+        request_timeout: Duration,
+    ) -> Result<Self, BehaviourError> {
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
@@ -53,7 +57,7 @@ impl Behaviour {
         let sync = request_response::Behaviour::with_codec(
             codec,
             [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            request_response::Config::default().with_request_timeout(request_timeout),
         );
         Ok(Self {
             allow: allow_block_list::Behaviour::default(),

@@ -26,7 +26,9 @@ use super::{Command, MIN_BACKOFF, NetError, Settings};
 use crate::node::now_ms;
 use crate::replica::ReplicaHandle;
 use crate::store::Store;
-use crate::sync::{Clock, Engine, Event, Fetch, Local, OwnLog, Output, Purpose, SyncRequest, SyncResponse, wire};
+use crate::sync::{
+    Clock, Engine, Event, Fetch, Local, Output, OwnLog, Purpose, SyncRequest, SyncResponse, wire,
+};
 
 /// Most dial addresses remembered per peer (manifest, identify and operator together).
 const MAX_ADDRS_PER_PEER: usize = 16;
@@ -83,7 +85,7 @@ impl EventLoop {
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| NetError::Build(e.to_string()))?
-            .with_behaviour(|k| Behaviour::new(k, member_peers).map_err(Box::from))
+            .with_behaviour(|k| Behaviour::new(k, member_peers, config.request_timeout).map_err(Box::from))
             .map_err(|e| NetError::Build(e.to_string()))?
             // Member connections are long-lived; keep them even when quiet.
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
@@ -247,7 +249,9 @@ impl EventLoop {
             }
             Command::SyncNow => self.step(Event::Tick(self.started.elapsed())),
             Command::Done(peer, fetch, result) => {
-                if let (crate::sync::FetchResult::Stored { new, .. }, Some(p)) = (&result, self.peers.get_mut(&peer)) {
+                if let (crate::sync::FetchResult::Stored { new, .. }, Some(p)) =
+                    (&result, self.peers.get_mut(&peer))
+                {
                     p.received += new;
                 }
                 self.step(Event::Done(peer, fetch, result));
@@ -376,7 +380,11 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
                         if !p.addrs.contains(&addr) && p.addrs.len() < MAX_ADDRS_PER_PEER {
@@ -473,7 +481,9 @@ fn answer(replica: &ReplicaHandle, request: SyncRequest) -> SyncResponse {
         SyncRequest::Range { author, from_seq, limit } => {
             let limit = limit.min(wire::BATCH) as usize;
             match replica.range_bytes(&author, from_seq, limit, wire::MAX_RESPONSE_BYTES) {
-                Ok(records) => SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect()),
+                Ok(records) => {
+                    SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect())
+                }
                 Err(e) => SyncResponse::Refused(e.to_string()),
             }
         }

@@ -80,12 +80,13 @@ fn check(replica: &ReplicaHandle, job: Job) -> Checked {
             match fetch.purpose {
                 crate::sync::Purpose::Search => {
                     let store = replica.store();
-                    let result = match fork::search(&decoded, |seq| store.get_at(&fetch.author, seq).ok().flatten()) {
-                        Search::Found(proof) => return Checked::Proof { peer, fetch, proof },
-                        Search::Lower { below } => FetchResult::SearchLower { below },
-                        Search::Agree => FetchResult::Nothing,
-                        Search::Bad(reason) => FetchResult::Bad(reason),
-                    };
+                    let result =
+                        match fork::search(&decoded, |seq| store.get_at(&fetch.author, seq).ok().flatten()) {
+                            Search::Found(proof) => return Checked::Proof { peer, fetch, proof },
+                            Search::Lower { below } => FetchResult::SearchLower { below },
+                            Search::Agree => FetchResult::Nothing,
+                            Search::Bad(reason) => FetchResult::Bad(reason),
+                        };
                     done(peer, fetch, result)
                 }
                 _ => {
@@ -96,16 +97,24 @@ fn check(replica: &ReplicaHandle, job: Job) -> Checked {
         }
         Job::Proof { peer, fetch, bytes } => match EquivocationProof::decode(&bytes) {
             Ok(proof) if proof.author() == fetch.author => Checked::Proof { peer, fetch, proof },
-            Ok(_) => done(peer, fetch, FetchResult::Bad("answered with a proof against another author".into())),
+            Ok(_) => {
+                done(peer, fetch, FetchResult::Bad("answered with a proof against another author".into()))
+            }
             Err(e) => done(peer, fetch, FetchResult::Bad(e.to_string())),
         },
-        Job::Gossip { peer, id, bytes } => match Record::decode(&bytes).map_err(Into::into).and_then(Verified::check) {
-            Ok(record) => Checked::Gossip { peer, id, record },
-            Err(e) => Checked::Report(Command::Validated { peer, id, verdict: Verdict::Reject(e.to_string()) }),
-        },
+        Job::Gossip { peer, id, bytes } => {
+            match Record::decode(&bytes).map_err(Into::into).and_then(Verified::check) {
+                Ok(record) => Checked::Gossip { peer, id, record },
+                Err(e) => {
+                    Checked::Report(Command::Validated { peer, id, verdict: Verdict::Reject(e.to_string()) })
+                }
+            }
+        }
         Job::GossipProof { peer, id, bytes } => match EquivocationProof::decode(&bytes) {
             Ok(proof) => Checked::GossipProof { peer, id, proof },
-            Err(e) => Checked::Report(Command::Validated { peer, id, verdict: Verdict::Reject(e.to_string()) }),
+            Err(e) => {
+                Checked::Report(Command::Validated { peer, id, verdict: Verdict::Reject(e.to_string()) })
+            }
         },
     }
 }
@@ -143,11 +152,15 @@ async fn store(replica: &ReplicaHandle, checked: Checked) -> Option<Vec<Command>
                     out.push(Command::Failed(peer, fetch));
                     return Some(out);
                 }
-                (_, RunOutcome { error: Some(IngestError::Invalid(e)), .. }) => FetchResult::Bad(e.to_string()),
+                (_, RunOutcome { error: Some(IngestError::Invalid(e)), .. }) => {
+                    FetchResult::Bad(e.to_string())
+                }
                 (_, RunOutcome { equivocation: true, .. }) => FetchResult::Proven,
                 (_, RunOutcome { conflict: Some(seq), .. }) => FetchResult::Conflict { seq },
                 (Some(e), _) => FetchResult::Bad(e),
-                (None, RunOutcome { stored, duplicates, .. }) => FetchResult::Stored { new: stored, duplicates },
+                (None, RunOutcome { stored, duplicates, .. }) => {
+                    FetchResult::Stored { new: stored, duplicates }
+                }
             };
             out.push(Command::Done(peer, fetch, result));
         }
@@ -175,7 +188,9 @@ async fn store(replica: &ReplicaHandle, checked: Checked) -> Option<Vec<Command>
                     tracing::error!(error = %e, "cannot store a gossiped record");
                     Verdict::Ignore
                 }
-                RunOutcome { equivocation: true, .. } | RunOutcome { conflict: Some(_), .. } => Verdict::Conflict,
+                RunOutcome { equivocation: true, .. } | RunOutcome { conflict: Some(_), .. } => {
+                    Verdict::Conflict
+                }
                 RunOutcome { stored, .. } if stored > 0 => Verdict::Accept,
                 RunOutcome { buffered, .. } if buffered > 0 => Verdict::Gap,
                 _ => Verdict::Ignore,

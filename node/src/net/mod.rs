@@ -62,9 +62,17 @@ pub(crate) enum Command {
     /// A fetch's answer could not be used, through no fault of the peer.
     Failed(PeerId, Fetch),
     /// A gossip message was checked.
-    Validated { peer: PeerId, id: gossipsub::MessageId, verdict: ingest::Verdict },
+    Validated {
+        peer: PeerId,
+        id: gossipsub::MessageId,
+        verdict: ingest::Verdict,
+    },
     /// An answer to a peer's request is ready.
-    Respond { peer: PeerId, channel: ResponseChannel<SyncResponse>, response: SyncResponse },
+    Respond {
+        peer: PeerId,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
 }
 
 /// What the network needs to start.

@@ -170,8 +170,13 @@ impl RunningNode {
             start_unconfirmed: config.p2p.start_unconfirmed,
         });
         let (own_log_tx, own_log) = watch::channel(engine.own_log());
-        let settings =
-            net::Settings { key: keypair, config: config.p2p.clone(), manifest: manifest.clone(), engine, own_log: own_log_tx };
+        let settings = net::Settings {
+            key: keypair,
+            config: config.p2p.clone(),
+            manifest: manifest.clone(),
+            engine,
+            own_log: own_log_tx,
+        };
         let (net, net_task) = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
         tracing::info!(peer_id = %net.peer_id(), "network started");
         let handle = NodeHandle {
@@ -260,8 +265,12 @@ impl NodeHandle {
     /// gossiped.
     pub async fn ingest(&self, record: Record) -> Result<RunOutcome, NodeError> {
         let verified = Verified::check(record).map_err(|e| NodeError::Invalid(e.to_string()))?;
-        let (outcome, proofs) =
-            self.shared.replica.ingest(vec![verified]).await.map_err(|e| NodeError::NotReady(e.to_string()))?;
+        let (outcome, proofs) = self
+            .shared
+            .replica
+            .ingest(vec![verified])
+            .await
+            .map_err(|e| NodeError::NotReady(e.to_string()))?;
         for proof in proofs {
             self.shared.net.publish_proof(proof.encode());
         }
@@ -273,5 +282,3 @@ impl NodeHandle {
         Ok(self.shared.replica.range(author, from_seq, limit.clamp(1, 1000))?)
     }
 }
-
-

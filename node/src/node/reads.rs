@@ -4,7 +4,9 @@
 use hashmesh_protocol::{MemberId, RecordId};
 
 use super::{NodeError, NodeHandle, now_ms};
-use crate::api::{Alert, AlertList, EntryFilter, EntryPage, EntryView, LogHead, RawRecord, StatusView, VoteView};
+use crate::api::{
+    Alert, AlertList, EntryFilter, EntryPage, EntryView, LogHead, RawRecord, StatusView, VoteView,
+};
 use crate::replica::{EntryState, View};
 use crate::sync::OwnLog;
 

@@ -183,7 +183,12 @@ impl Replica {
     }
 
     /// Signs and stages new records in `key`'s own log.
-    pub fn author(&mut self, key: &SigningKey, bodies: Vec<Body>, timestamp: u64) -> Result<Vec<Record>, AuthorError> {
+    pub fn author(
+        &mut self,
+        key: &SigningKey,
+        bodies: Vec<Body>,
+        timestamp: u64,
+    ) -> Result<Vec<Record>, AuthorError> {
         let author = MemberId::from_key(&key.verifying_key());
         if let Some(seq) = self.fork_seq(&author) {
             return Err(AuthorError::Forked(seq));
@@ -223,7 +228,10 @@ impl Replica {
         }
         if seq <= held {
             let Some(ours) = self.record_at(&author, seq)? else {
-                return Err(StoreError::Corrupt(format!("{author}'s record {seq} is missing below its head")).into());
+                return Err(StoreError::Corrupt(format!(
+                    "{author}'s record {seq} is missing below its head"
+                ))
+                .into());
             };
             if ours.id() == record.id() {
                 return Ok(Ingested::Duplicate);
@@ -282,7 +290,8 @@ impl Replica {
     /// author. Returns whether it did.
     pub fn offer_proof(&mut self, proof: EquivocationProof) -> bool {
         let author = proof.author();
-        let best = [self.proofs.get(&author), self.found.get(&author)].into_iter().flatten().map(|p| p.rank()).min();
+        let best =
+            [self.proofs.get(&author), self.found.get(&author)].into_iter().flatten().map(|p| p.rank()).min();
         if best.is_some_and(|b| b <= proof.rank()) {
             return false;
         }
@@ -377,7 +386,9 @@ impl Replica {
         let mut stored = 0;
         while let Some(head) = self.head(&author) {
             let Some(record) = self.buffer.take(&author, head.seq + 1) else { break };
-            if self.fork_seq(&author).is_some_and(|f| record.seq() >= f) || record.check_follows(Some(head.id)).is_err() {
+            if self.fork_seq(&author).is_some_and(|f| record.seq() >= f)
+                || record.check_follows(Some(head.id)).is_err()
+            {
                 // Off the chain held: sync will find out why; the buffer must not keep it.
                 break;
             }

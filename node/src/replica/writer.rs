@@ -25,12 +25,26 @@ const QUEUE: usize = 4096;
 const MAX_ROUND: usize = 1024;
 
 enum Job {
-    Author { bodies: Vec<Body>, timestamp: u64, reply: oneshot::Sender<Result<Vec<Record>, AuthorError>> },
-    Ingest { records: Vec<Verified>, reply: oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)> },
-    Proof { proof: EquivocationProof, reply: oneshot::Sender<Result<bool, StoreError>> },
-    Flush { reply: oneshot::Sender<Result<(), StoreError>> },
+    Author {
+        bodies: Vec<Body>,
+        timestamp: u64,
+        reply: oneshot::Sender<Result<Vec<Record>, AuthorError>>,
+    },
+    Ingest {
+        records: Vec<Verified>,
+        reply: oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)>,
+    },
+    Proof {
+        proof: EquivocationProof,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Store and flush what is staged, answer, and stop.
-    Close { reply: oneshot::Sender<Result<(), StoreError>> },
+    Close {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// The writer went away (the node is shutting down).
@@ -51,9 +65,8 @@ pub struct ReplicaHandle {
 pub fn spawn(replica: Replica, key: SigningKey) -> std::io::Result<(ReplicaHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let handle = ReplicaHandle { view: replica.view(), store: replica.store().clone(), jobs: tx };
-    let thread = std::thread::Builder::new()
-        .name("hashmesh-writer".into())
-        .spawn(move || run(replica, &key, rx))?;
+    let thread =
+        std::thread::Builder::new().name("hashmesh-writer".into()).spawn(move || run(replica, &key, rx))?;
     Ok((handle, thread))
 }
 
@@ -144,14 +157,17 @@ impl ReplicaHandle {
 
     /// Signs new records in this member's log and returns them once they are on disk.
     pub async fn author(&self, bodies: Vec<Body>, timestamp: u64) -> Result<Vec<Record>, AuthorError> {
-        self.ask(|reply| Job::Author { bodies, timestamp, reply })
-            .await
-            .unwrap_or_else(|_| Err(AuthorError::Store(StoreError::Corrupt("the node is shutting down".into()))))
+        self.ask(|reply| Job::Author { bodies, timestamp, reply }).await.unwrap_or_else(|_| {
+            Err(AuthorError::Store(StoreError::Corrupt("the node is shutting down".into())))
+        })
     }
 
     /// Takes in verified records (gossip, a sync batch): what became of them, and any proof
     /// of equivocation that took effect.
-    pub async fn ingest(&self, records: Vec<Verified>) -> Result<(RunOutcome, Vec<EquivocationProof>), WriterGone> {
+    pub async fn ingest(
+        &self,
+        records: Vec<Verified>,
+    ) -> Result<(RunOutcome, Vec<EquivocationProof>), WriterGone> {
         self.ask(|reply| Job::Ingest { records, reply }).await
     }
 
@@ -198,7 +214,13 @@ impl ReplicaHandle {
     }
 
     /// Canonical bytes of `author`'s records from `from_seq`, up to what the clock shows.
-    pub fn range_bytes(&self, author: &MemberId, from_seq: u64, limit: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub fn range_bytes(
+        &self,
+        author: &MemberId,
+        from_seq: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let Some(to) = self.view().clock().get(author).map(|c| c.seq) else { return Ok(Vec::new()) };
         if from_seq > to {
             return Ok(Vec::new());

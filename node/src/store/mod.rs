@@ -124,7 +124,10 @@ impl Store {
             let record = decode(&bytes)?;
             let (author, seq) = (record.author(), record.seq());
             if key.as_ref() != log_key(&author, seq) {
-                return Err(StoreError::Corrupt(format!("record {} is filed under the wrong key", record.id())));
+                return Err(StoreError::Corrupt(format!(
+                    "record {} is filed under the wrong key",
+                    record.id()
+                )));
             }
             let head = heads.get(&author).copied();
             if seq != head.map_or(1, |h| h.seq + 1) {
@@ -180,7 +183,13 @@ impl Store {
     }
 
     /// Up to `limit` records of `author` from `from_seq` to `to_seq`, in order.
-    pub fn range(&self, author: &MemberId, from_seq: u64, to_seq: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+    pub fn range(
+        &self,
+        author: &MemberId,
+        from_seq: u64,
+        to_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
         if from_seq > to_seq {
             return Ok(Vec::new());
         }

@@ -293,7 +293,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             self.fetching.insert(
                 fetch.author,
-                Fetching { peer, purpose: fetch.purpose, next: fetch.from_seq, until, in_flight: 0, storing: 0 },
+                Fetching {
+                    peer,
+                    purpose: fetch.purpose,
+                    next: fetch.from_seq,
+                    until,
+                    in_flight: 0,
+                    storing: 0,
+                },
             );
             self.send(peer, fetch, out);
         }
@@ -317,7 +324,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return;
         }
         if count == 0 {
-            out.push(Output::Strike(peer, format!("advertised {}'s log up to {} but sent nothing from {}", fetch.author.short(), f.until, fetch.from_seq)));
+            out.push(Output::Strike(
+                peer,
+                format!(
+                    "advertised {}'s log up to {} but sent nothing from {}",
+                    fetch.author.short(),
+                    f.until,
+                    fetch.from_seq
+                ),
+            ));
             self.end(fetch.author, peer, local, out);
             return;
         }
@@ -339,7 +354,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         }
     }
 
-    fn done(&mut self, peer: P, fetch: Fetch, result: FetchResult, local: &impl Local, out: &mut Vec<Output<P>>) {
+    fn done(
+        &mut self,
+        peer: P,
+        fetch: Fetch,
+        result: FetchResult,
+        local: &impl Local,
+        out: &mut Vec<Output<P>>,
+    ) {
         if !self.is_current(peer, &fetch) {
             return;
         }
@@ -354,7 +376,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             FetchResult::Stored { new, duplicates } => {
                 if new == 0 {
                     if duplicates == 0 {
-                        out.push(Output::Strike(peer, format!("a batch of {}'s log added nothing", author.short())));
+                        out.push(Output::Strike(
+                            peer,
+                            format!("a batch of {}'s log added nothing", author.short()),
+                        ));
                     }
                     self.end(author, peer, local, out);
                     return;
@@ -389,9 +414,19 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn start_search(&mut self, peer: P, author: MemberId, upper: u64, out: &mut Vec<Output<P>>) {
         let upper = upper.max(1);
         let from_seq = upper.saturating_sub(u64::from(BATCH) - 1).max(1);
-        let fetch = Fetch { author, from_seq, limit: (upper - from_seq + 1) as u32, purpose: Purpose::Search };
-        self.fetching
-            .insert(author, Fetching { peer, purpose: Purpose::Search, next: from_seq, until: upper, in_flight: 0, storing: 0 });
+        let fetch =
+            Fetch { author, from_seq, limit: (upper - from_seq + 1) as u32, purpose: Purpose::Search };
+        self.fetching.insert(
+            author,
+            Fetching {
+                peer,
+                purpose: Purpose::Search,
+                next: from_seq,
+                until: upper,
+                in_flight: 0,
+                storing: 0,
+            },
+        );
         self.send(peer, fetch, out);
     }
 
@@ -424,7 +459,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let me = self.config.me;
         let mine = local.clock().get(&me).map_or(0, |c| c.seq);
         let heard: Vec<&Clock> = self.peers.values().filter_map(|s| s.clock.as_ref()).collect();
-        let next = if !heard.is_empty() && heard.iter().all(|c| c.get(&me).is_none_or(|t| visible(t) <= mine)) {
+        let next = if !heard.is_empty() && heard.iter().all(|c| c.get(&me).is_none_or(|t| visible(t) <= mine))
+        {
             OwnLog::Confirmed
         } else if self.own == OwnLog::Waiting && self.now >= self.config.own_log_timeout && heard.is_empty() {
             if self.config.start_unconfirmed { OwnLog::Unconfirmed } else { OwnLog::Stuck }
@@ -461,7 +497,10 @@ fn plan(theirs: &Clock, local: &impl Local) -> Vec<(Fetch, u64)> {
         let (ours, their) = (l.seq.min(cap), t.seq.min(cap));
         if their > ours {
             let limit = (their - ours).min(u64::from(BATCH)) as u32;
-            wanted.push((Fetch { author: *author, from_seq: ours + 1, limit, purpose: Purpose::CatchUp }, their));
+            wanted.push((
+                Fetch { author: *author, from_seq: ours + 1, limit, purpose: Purpose::CatchUp },
+                their,
+            ));
         } else if their > 0 && their == t.seq {
             let ours_there = if their == l.seq { Some(l.id) } else { local.id_at(author, their) };
             if ours_there.is_some_and(|id| id != t.id) {

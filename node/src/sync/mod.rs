@@ -11,7 +11,7 @@ pub mod fork;
 pub mod wire;
 
 pub use clock::{Clock, ForkMark, LogClock, digest};
-pub use engine::{Engine, EngineConfig, Event, Fetch, FetchResult, Local, OwnLog, Output, PIPELINE, Purpose};
+pub use engine::{Engine, EngineConfig, Event, Fetch, FetchResult, Local, Output, OwnLog, PIPELINE, Purpose};
 pub use wire::{SyncRequest, SyncResponse};
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hashmesh_protocol::{
-    Body, Entry, EquivocationProof, Fingerprint, FingerprintKind, Manifest, MemberId, MemberInfo, PolicyParams,
-    Record, RecordId, Status, UnsignedRecord, Verdict, Vote,
+    Body, Entry, EquivocationProof, Fingerprint, FingerprintKind, Manifest, MemberId, MemberInfo,
+    PolicyParams, Record, RecordId, Status, UnsignedRecord, Verdict, Vote,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -75,7 +75,12 @@ impl Sim {
             epoch: 1,
             policy: PolicyParams::default(),
             members: (0..n)
-                .map(|i| MemberInfo { name: format!("m{i}"), key: member(i), peers: vec![], addresses: vec![] })
+                .map(|i| MemberInfo {
+                    name: format!("m{i}"),
+                    key: member(i),
+                    peers: vec![],
+                    addresses: vec![],
+                })
                 .collect(),
         };
         let nodes = (0..n)
@@ -93,8 +98,14 @@ impl Sim {
                 Node { replica, engine, _dir: dir }
             })
             .collect();
-        let mut sim =
-            Self { nodes, links: BTreeSet::new(), queue: VecDeque::new(), rng: StdRng::seed_from_u64(seed), now: Duration::ZERO, writes: 0 };
+        let mut sim = Self {
+            nodes,
+            links: BTreeSet::new(),
+            queue: VecDeque::new(),
+            rng: StdRng::seed_from_u64(seed),
+            now: Duration::ZERO,
+            writes: 0,
+        };
         for a in 0..n {
             for b in a + 1..n {
                 sim.link(a, b, true);
@@ -106,7 +117,11 @@ impl Sim {
     fn link(&mut self, a: usize, b: usize, up: bool) {
         let changed = if up { self.links.insert((a, b)) } else { self.links.remove(&(a, b)) };
         if changed {
-            let (ea, eb) = if up { (Event::Connected(b), Event::Connected(a)) } else { (Event::Disconnected(b), Event::Disconnected(a)) };
+            let (ea, eb) = if up {
+                (Event::Connected(b), Event::Connected(a))
+            } else {
+                (Event::Disconnected(b), Event::Disconnected(a))
+            };
             self.event(a, ea);
             self.event(b, eb);
         }
@@ -122,7 +137,9 @@ impl Sim {
         for output in node.engine.handle(event, &local) {
             match output {
                 Output::AskHeads(to) => self.queue.push_back(Msg::Request { from: at, to, fetch: None }),
-                Output::Send(to, fetch) => self.queue.push_back(Msg::Request { from: at, to, fetch: Some(fetch) }),
+                Output::Send(to, fetch) => {
+                    self.queue.push_back(Msg::Request { from: at, to, fetch: Some(fetch) })
+                }
                 Output::Strike(..) | Output::OwnLog(_) => {}
             }
         }
@@ -199,7 +216,13 @@ impl Sim {
                 let to = view.clock().get(&author).map_or(0, |c| c.seq);
                 let bytes = replica
                     .store()
-                    .range_bytes(&author, from_seq.max(1), to, limit.min(wire::BATCH) as usize, wire::MAX_RESPONSE_BYTES)
+                    .range_bytes(
+                        &author,
+                        from_seq.max(1),
+                        to,
+                        limit.min(wire::BATCH) as usize,
+                        wire::MAX_RESPONSE_BYTES,
+                    )
                     .expect("range");
                 SyncResponse::Records(bytes.into_iter().map(ByteBuf::from).collect())
             }

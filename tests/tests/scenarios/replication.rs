@@ -20,8 +20,10 @@ async fn thirty_two_concurrent_writers_never_stall_a_node() {
         std::thread::scope(|scope| {
             // Status must keep answering while the writers hammer the node.
             let status = scope.spawn(|| {
-                let agent: ureq::Agent =
-                    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(Duration::from_secs(5)))
+                    .build()
+                    .new_agent();
                 let mut answered = 0;
                 for _ in 0..20 {
                     let ok = agent
@@ -34,7 +36,8 @@ async fn thirty_two_concurrent_writers_never_stall_a_node() {
                 }
                 answered
             });
-            let report = submit_concurrently(&rpc, &token, 32, Duration::from_secs(4), Duration::from_secs(20));
+            let report =
+                submit_concurrently(&rpc, &token, 32, Duration::from_secs(4), Duration::from_secs(20));
             (report, status.join().unwrap_or(0))
         })
     })
@@ -115,11 +118,18 @@ async fn a_copied_data_dir_voting_both_ways_ends_in_one_verdict_everywhere() {
     // Entry, node1's vote, and member 4's log up to the fork (nothing: both votes were seq 1).
     net.wait_converged(&[0, 1, 2, 3, 4], 2).await.expect("identical replicas");
     let statuses: Vec<Option<Status>> = net.nodes.iter().map(|n| n.entry_status(&entry)).collect();
-    assert!(statuses.iter().all(|s| *s == Some(Status::Pending)), "member 4's votes no longer count: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == Some(Status::Pending)),
+        "member 4's votes no longer count: {statuses:?}"
+    );
     let alerts = net.nodes[2].call("GET", "/v1/alerts", Some(&net.nodes[2].matcher), None).await;
     assert_eq!(alerts.status, 200);
     assert_eq!(alerts.body["alerts"][0]["author"], member4.to_string());
-    assert_eq!(alerts.body["alerts"][0]["records"].as_array().map(Vec::len), Some(2), "both records: {alerts:?}");
+    assert_eq!(
+        alerts.body["alerts"][0]["records"].as_array().map(Vec::len),
+        Some(2),
+        "both records: {alerts:?}"
+    );
     // The member's own node knows, and refuses to write more under the proven key.
     let refused = net.nodes[original].try_submit(&md5(9)).await;
     assert_eq!(refused.status, 409, "{refused:?}");
@@ -168,5 +178,52 @@ async fn a_node_restored_from_an_old_backup_catches_up_on_itself_before_writing(
     for node in &net.nodes {
         assert!(node.status().await.equivocators.is_empty(), "no fork");
     }
+    net.shutdown().await;
+}
+
+/// Member 2's key falls into the wrong hands: a rogue claims member 1's log runs to seq 10,000
+/// and answers range requests with a replay of the log from seq 1, or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_replays_and_stalls_cannot_lead_sync_astray() {
+    let mut net = TestNet::new(3).await.expect("testnet");
+    net.nodes[0].stop().await;
+    for n in 0..50 {
+        net.nodes[1].submit(&[&md5(n)], "drugs").await;
+    }
+    net.wait_converged(&[1, 2], 50).await.expect("converged");
+    let member1 = net.nodes[1].member;
+    let log: Vec<Vec<u8>> = net.nodes[1]
+        .handle()
+        .records(&member1, 1, 1000)
+        .expect("log")
+        .iter()
+        .map(|r| r.bytes().to_vec())
+        .collect();
+    net.nodes[2].stop().await;
+    net.nodes[0].start().await.expect("node0 returns");
+    net.introduce_all().await.expect("addresses");
+    let rogue = hashmesh_tests::rogue::Rogue::start(
+        &hashmesh_tests::seeded_key(2),
+        member1,
+        10_000,
+        log,
+        net.nodes[0].handle().net().listen_addrs().await,
+    )
+    .expect("rogue");
+    // Asked in turn, the rogue replays, stalls (node0 times out and asks again), replays …
+    wait_until("node0 to ask the rogue three times", || async { rogue.ranges_asked() >= 3 })
+        .await
+        .expect("node0 went on asking after a stalled request");
+    let rogue_id = rogue.peer_id.to_string();
+    wait_until("node0 to count a replay against the rogue", || async {
+        let peers = net.nodes[0].handle().peers().await;
+        peers.iter().any(|p| p.peer_id == rogue_id && p.rejects >= 1)
+    })
+    .await
+    .expect("a replay from the wrong seq counts against the peer");
+    net.wait_converged(&[0, 1], 50).await.expect("node0 holds exactly the real log");
+    // Meanwhile node0 still takes new records of member 1 from the honest node.
+    net.nodes[1].submit(&[&md5(1000)], "drugs").await;
+    net.wait_converged(&[0, 1], 51).await.expect("sync goes on");
     net.shutdown().await;
 }
