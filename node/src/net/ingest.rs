@@ -82,7 +82,7 @@ fn check(replica: &ReplicaHandle, job: Job) -> Checked {
                     let store = replica.store();
                     let result =
                         match fork::search(&decoded, |seq| store.get_at(&fetch.author, seq).ok().flatten()) {
-                            Search::Found(proof) => return Checked::Proof { peer, fetch, proof },
+                            Search::Found(proof) => return Checked::Proof { peer, fetch, proof: *proof },
                             Search::Lower { below } => FetchResult::SearchLower { below },
                             Search::Agree => FetchResult::Nothing,
                             Search::Bad(reason) => FetchResult::Bad(reason),

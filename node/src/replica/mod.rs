@@ -317,10 +317,8 @@ impl Replica {
             true => self.store.flush(),
             false => Ok(()),
         });
-        if let Err(e) = result {
-            // Nothing staged counts; the view still shows what is stored.
-            return Err(e);
-        }
+        // On failure nothing staged counts; the view still shows what is stored.
+        result?;
         for (author, records) in &staged {
             if let Some(last) = records.last() {
                 self.heads.insert(*author, Head { seq: last.seq(), id: last.id() });
@@ -404,16 +402,10 @@ type Derived = (View, BTreeMap<MemberId, Head>, BTreeMap<MemberId, EquivocationP
 /// Reads the logs and proofs and derives the view from them.
 fn derive(store: &Store, manifest: &Manifest) -> Result<Derived, StoreError> {
     let mut catalog = Catalog::default();
-    let mut proofs = BTreeMap::new();
     let mut records = 0u64;
-    let heads = store.load(|loaded| match loaded {
-        Loaded::Record(record) => {
-            catalog.apply(&record);
-            records += 1;
-        }
-        Loaded::Proof(proof) => {
-            proofs.insert(proof.author(), proof);
-        }
+    let Loaded { heads, proofs } = store.load(|record| {
+        catalog.apply(&record);
+        records += 1;
     })?;
     let mut clock: Clock = heads
         .iter()

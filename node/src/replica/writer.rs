@@ -35,7 +35,7 @@ enum Job {
         reply: oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)>,
     },
     Proof {
-        proof: EquivocationProof,
+        proof: Box<EquivocationProof>,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     Flush {
@@ -118,7 +118,7 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) {
                 Staged::Author(reply, replica.author(key, bodies, timestamp))
             }
             Job::Ingest { records, reply } => Staged::Ingest(reply, replica.ingest_run(records)),
-            Job::Proof { proof, reply } => Staged::Proof(reply, replica.offer_proof(proof)),
+            Job::Proof { proof, reply } => Staged::Proof(reply, replica.offer_proof(*proof)),
             Job::Flush { reply } | Job::Close { reply } => {
                 durable = true;
                 Staged::Flush(reply)
@@ -173,7 +173,7 @@ impl ReplicaHandle {
 
     /// Offers a proof of equivocation; true if it took effect.
     pub async fn offer_proof(&self, proof: EquivocationProof) -> Result<bool, StoreError> {
-        self.ask(|reply| Job::Proof { proof, reply })
+        self.ask(|reply| Job::Proof { proof: Box::new(proof), reply })
             .await
             .unwrap_or_else(|_| Err(StoreError::Corrupt("the node is shutting down".into())))
     }

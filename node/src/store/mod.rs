@@ -50,12 +50,13 @@ pub struct Store {
 const META_FEDERATION: &[u8] = b"federation";
 const META_MEMBER: &[u8] = b"member";
 
-/// What [`Store::load`] hands to its visitor.
-pub enum Loaded {
-    /// A stored record, in (author, seq) order.
-    Record(Record),
-    /// A stored proof of equivocation.
-    Proof(EquivocationProof),
+/// What [`Store::load`] found besides the records.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Every author's head.
+    pub heads: BTreeMap<MemberId, Head>,
+    /// The proof of equivocation held against each forked author.
+    pub proofs: BTreeMap<MemberId, EquivocationProof>,
 }
 
 impl Store {
@@ -102,21 +103,18 @@ impl Store {
         }
     }
 
-    /// Reads back everything: proofs first, then every record in (author, seq) order, checking
-    /// that each log starts at 1, has no gap and hash-chains. Records at or past a proven fork
-    /// are dropped from the log (a crash between storing a proof and truncating leaves them).
-    /// Returns every author's head.
-    pub fn load(&self, mut visit: impl FnMut(Loaded)) -> Result<BTreeMap<MemberId, Head>, StoreError> {
-        let mut forks = BTreeMap::new();
+    /// Reads back everything: the proofs, then every record in (author, seq) order — handed
+    /// to `visit` — checking that each log starts at 1, has no gap and hash-chains. Records at
+    /// or past a proven fork are dropped from the log first (a crash between storing a proof
+    /// and truncating leaves them).
+    pub fn load(&self, mut visit: impl FnMut(Record)) -> Result<Loaded, StoreError> {
+        let mut proofs = BTreeMap::new();
         for item in self.proofs.iter() {
             let (_, bytes) = item?;
             let proof = EquivocationProof::decode(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("stored proof does not decode: {e}")))?;
-            forks.insert(proof.author(), proof.seq());
-            visit(Loaded::Proof(proof));
-        }
-        for (author, seq) in &forks {
-            self.truncate(author, *seq)?;
+            self.truncate(&proof.author(), proof.seq())?;
+            proofs.insert(proof.author(), proof);
         }
         let mut heads: BTreeMap<MemberId, Head> = BTreeMap::new();
         for item in self.records.iter() {
@@ -137,9 +135,9 @@ impl Store {
                 .check_follows(head.map(|h| h.id))
                 .map_err(|e| StoreError::Corrupt(format!("{author}'s log does not chain: {e}")))?;
             heads.insert(author, Head { seq, id: record.id() });
-            visit(Loaded::Record(record));
+            visit(record);
         }
-        Ok(heads)
+        Ok(Loaded { heads, proofs })
     }
 
     /// Appends records that the replica has checked to extend their authors' logs, as one

@@ -45,14 +45,9 @@ fn open(dir: &Path, member: MemberId) -> Store {
 }
 
 fn load(store: &Store) -> (Vec<Record>, Vec<EquivocationProof>, BTreeMap<MemberId, Head>) {
-    let (mut records, mut proofs) = (Vec::new(), Vec::new());
-    let heads = store
-        .load(|l| match l {
-            Loaded::Record(r) => records.push(r),
-            Loaded::Proof(p) => proofs.push(p),
-        })
-        .expect("load");
-    (records, proofs, heads)
+    let mut records = Vec::new();
+    let Loaded { heads, proofs } = store.load(|r| records.push(r)).expect("load");
+    (records, proofs.into_values().collect(), heads)
 }
 
 #[test]
@@ -69,14 +64,14 @@ fn appended_records_survive_reopen_in_log_order() {
     }
     let store = open(dir.path(), log.member());
     let (records, proofs, heads) = load(&store);
-    let mut want = vec![a.clone(), b.clone(), c.clone()];
+    let mut want = vec![a.clone(), b.clone(), c];
     want.sort_by_key(|r| (r.author(), r.seq()));
     assert_eq!(records, want);
     assert!(proofs.is_empty());
     assert_eq!(heads.get(&log.member()), log.head.as_ref());
     assert_eq!(heads.get(&other.member()), other.head.as_ref());
     assert_eq!(store.get_at(&log.member(), 2).expect("get"), Some(b.clone()));
-    assert_eq!(store.range(&log.member(), 2, 9, 10).expect("range"), vec![b.clone()]);
+    assert_eq!(store.range(&log.member(), 2, 9, 10).expect("range"), vec![b]);
     assert_eq!(store.range(&log.member(), 1, 1, 10).expect("range"), vec![a.clone()], "capped at to_seq");
     assert!(store.range(&log.member(), 3, 2, 10).expect("range").is_empty());
     let bytes = store.range_bytes(&log.member(), 1, 9, 10, 1).expect("range");
@@ -90,7 +85,7 @@ fn a_log_with_a_gap_or_a_broken_chain_is_reported_corrupt() {
     let store = open(dir.path(), log.member());
     let _first = log.entry(1);
     store.append([&log.entry(2)]).expect("append");
-    let err = store.load(|_| {}).err().expect("gap");
+    let err = store.load(|_| {}).expect_err("gap");
     assert!(err.to_string().contains("jumps to seq 2"), "{err}");
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -99,7 +94,7 @@ fn a_log_with_a_gap_or_a_broken_chain_is_reported_corrupt() {
     let first = log.entry(1);
     log.head = Some(Head { seq: 1, id: RecordId([5; 32]) });
     store.append([&first, &log.entry(2)]).expect("append");
-    let err = store.load(|_| {}).err().expect("broken chain");
+    let err = store.load(|_| {}).expect_err("broken chain");
     assert!(err.to_string().contains("does not chain"), "{err}");
     assert!(err.to_string().contains("restore the data dir"), "says what to do: {err}");
 }

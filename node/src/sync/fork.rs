@@ -12,7 +12,7 @@ use hashmesh_protocol::{EquivocationProof, Record};
 #[derive(Debug)]
 pub enum Search {
     /// The two copies fork here.
-    Found(EquivocationProof),
+    Found(Box<EquivocationProof>),
     /// They differ from the window's first record on: look below `below`.
     Lower {
         /// The window's first seq.
@@ -46,7 +46,7 @@ pub fn search(theirs: &[Record], mut ours: impl FnMut(u64) -> Option<Record>) ->
             return Search::Bad(format!("the peer's copy of the log does not chain at seq {}", record.seq()));
         }
         return match EquivocationProof::new(mine, record.clone()) {
-            Ok(proof) => Search::Found(proof),
+            Ok(proof) => Search::Found(Box::new(proof)),
             Err(e) => Search::Bad(e.to_string()),
         };
     }

@@ -265,7 +265,7 @@ impl Sim {
         if fetch.purpose == Purpose::Search {
             let replica = &self.nodes[at].replica;
             return match fork::search(&decoded, |seq| replica.record_at(&fetch.author, seq).ok().flatten()) {
-                Search::Found(proof) => self.offer(at, proof),
+                Search::Found(proof) => self.offer(at, *proof),
                 Search::Lower { below } => FetchResult::SearchLower { below },
                 Search::Agree => FetchResult::Nothing,
                 Search::Bad(reason) => FetchResult::Bad(reason),
