@@ -214,15 +214,24 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
         println!("peer id     {p}");
     }
     println!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
+    let own_log = match s.own_log.as_str() {
+        "confirmed" => "confirmed by peers; writes accepted",
+        "waiting" => "checking with peers before accepting writes",
+        "stuck" => "no peer reachable to confirm it; writes refused (see p2p.start_unconfirmed)",
+        "unconfirmed" => "no peer reachable; writes accepted unconfirmed (p2p.start_unconfirmed)",
+        other => other,
+    };
+    println!("own log     {own_log}");
     println!("digest      {} (identical at {} peer(s))", s.digest, s.in_sync_with.len());
     if s.refused_connections > 0 {
         println!("refused     {} connection(s) from peers not in the manifest", s.refused_connections);
     }
     for log in &s.logs {
-        println!("  log {} {:<12} seq {}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
+        let fork = log.forked_at.map(|f| format!("  FORKED at seq {f}")).unwrap_or_default();
+        println!("  log {} {:<12} seq {}{fork}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
     }
     for m in &s.equivocators {
-        println!("EQUIVOCATION by member {m}");
+        println!("EQUIVOCATION by member {m}: its votes no longer count and its entries are disputed (GET /v1/alerts has the proof)");
     }
     Ok(())
 }
