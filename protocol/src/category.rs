@@ -75,3 +75,27 @@ impl TryFrom<String> for Category {
         s.parse()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_1_to_32_of_lowercase_digits_and_underscore() {
+        for ok in ["a", "csam", "x_1", "0", &"z".repeat(32)] {
+            assert_eq!(ok.parse::<Category>().map(|c| c.as_str().to_owned()), Ok(ok.to_owned()), "{ok:?}");
+        }
+        for bad in ["", "Csam", "a-b", "a b", "é", &"z".repeat(33)] {
+            assert_eq!(bad.parse::<Category>(), Err(ParseCategoryError(bad.to_owned())), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn text_forms_agree() {
+        let c: Category = "drugs".parse().expect("valid");
+        assert_eq!(c.to_string(), "drugs");
+        assert_eq!(format!("{c:?}"), "\"drugs\"");
+        assert_eq!(String::from(c.clone()), "drugs");
+        assert_eq!(Category::try_from("drugs".to_owned()), Ok(c));
+    }
+}

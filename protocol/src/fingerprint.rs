@@ -244,4 +244,34 @@ mod tests {
             assert_eq!(FingerprintKind::from_tag(kind.tag()), Some(kind));
         }
     }
+
+    #[test]
+    fn odd_hex_reports_the_whole_bytes_given() {
+        assert_eq!(
+            "md5:abcde".parse::<Fingerprint>(),
+            Err(ParseFingerprintError::WrongLength { kind: FingerprintKind::Md5, expected: 16, got: 2 })
+        );
+        assert_eq!("md5".parse::<Fingerprint>(), Err(ParseFingerprintError::NoSeparator("md5".into())));
+        let text = format!(" MD5 : {} ", "AB".repeat(16));
+        assert_eq!(
+            text.parse::<Fingerprint>().map(|f| f.to_string()),
+            Ok(format!("md5:{}", "ab".repeat(16)))
+        );
+    }
+
+    #[test]
+    fn only_pdq_dhash_and_phash_are_perceptual() {
+        let perceptual: Vec<_> = FingerprintKind::ALL.into_iter().filter(|k| k.is_perceptual()).collect();
+        assert_eq!(perceptual, [FingerprintKind::Pdq, FingerprintKind::Dhash, FingerprintKind::Phash]);
+    }
+
+    #[test]
+    fn text_forms_agree() {
+        let fp =
+            Fingerprint::new(FingerprintKind::Phash, vec![0x0f, 1, 2, 3, 4, 5, 6, 0xff]).expect("8 bytes");
+        assert_eq!(fp.value_hex(), "0f010203040506ff");
+        assert_eq!(format!("{fp:?}"), "phash:0f010203040506ff");
+        assert_eq!(String::from(fp.clone()), "phash:0f010203040506ff");
+        assert_eq!(Fingerprint::try_from("phash:0f010203040506ff".to_owned()), Ok(fp));
+    }
 }

@@ -246,4 +246,72 @@ mod tests {
         );
         assert!(matches!(Manifest::from_toml(&unreviewed), Err(ManifestError::Rule(_))));
     }
+
+    /// A manifest named `name` with `policy` lines and `n` members a, b, c, …
+    fn text(name: &str, policy: &str, n: u8) -> String {
+        let mut t = format!("name = \"{name}\"\nepoch = 1\n[policy]\n{policy}\n");
+        for i in 1..=n {
+            t += &format!("[[members]]\nname = \"{}\"\nkey = \"{}\"\n", char::from(b'a' + i - 1), key(i));
+        }
+        t
+    }
+
+    fn accepted(text: &str) -> bool {
+        match Manifest::from_toml(text) {
+            Ok(_) => true,
+            Err(ManifestError::Rule(_)) => false,
+            Err(e) => panic!("{text}: not a rule failure: {e}"),
+        }
+    }
+
+    /// Each rule at its boundary: the last accepted value and the first refused one.
+    #[test]
+    fn each_rule_at_its_boundary() {
+        let cases: &[(&str, &str, u8, bool)] = &[
+            ("fed-1_X", "", 1, true),
+            ("", "", 1, false),
+            ("fed 1", "", 1, false),
+            ("fed.1", "", 1, false),
+            ("fed", "resolution_quorum = 3", 3, true),
+            ("fed", "resolution_quorum = 4", 3, false),
+            ("fed", "resolution_quorum = 1", 3, true),
+            ("fed", "resolution_quorum = 0", 3, false),
+            ("fed", "confirmations_required = 2", 3, true),
+            ("fed", "confirmations_required = 3", 3, false),
+            ("fed", "confirmations_required = 1", 3, true),
+            ("fed", "confirmations_required = 0", 3, false),
+            // A lone member has no one to confirm its entries: the number is not checked.
+            ("fed", "confirmations_required = 1", 1, true),
+            ("fed", "pdq_max_distance = 128", 1, true),
+            ("fed", "pdq_max_distance = 129", 1, false),
+        ];
+        for (name, policy, n, ok) in cases {
+            assert_eq!(accepted(&text(name, policy, *n)), *ok, "name {name:?}, {policy:?}, {n} members");
+        }
+        assert!(!accepted(&text("fed", "", 1).replace("epoch = 1", "epoch = 0")));
+        assert!(!accepted("name = \"fed\"\nepoch = 1\nmembers = []\n"));
+        assert!(!accepted(&text("fed", "", 2).replace("name = \"b\"", "name = \"a\"")), "duplicate name");
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert!(!accepted(&text("fed", "", 1).replace(&key(1), &MemberId(not_a_point).to_string())));
+    }
+
+    #[test]
+    fn members_are_found_by_key() {
+        let m = Manifest::from_toml(&text("fed", "", 2)).expect("valid");
+        let b: MemberId = key(2).parse().expect("hex");
+        assert_eq!(m.member(&b).map(|i| i.name.as_str()), Some("b"));
+        assert!(m.is_member(&b));
+        let stranger: MemberId = key(9).parse().expect("hex");
+        assert_eq!(m.member(&stranger), None);
+        assert!(!m.is_member(&stranger));
+    }
+
+    #[test]
+    fn digest_is_blake3_of_the_toml_form() {
+        let one = Manifest::from_toml(&text("fed", "", 2)).expect("valid");
+        let other = Manifest::from_toml(&text("fed", "", 3)).expect("valid");
+        assert_eq!(one.digest(), *blake3::hash(one.to_toml().as_bytes()).as_bytes());
+        assert_ne!(one.digest(), other.digest());
+    }
 }

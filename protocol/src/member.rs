@@ -68,3 +68,32 @@ impl TryFrom<String> for MemberId {
         s.parse()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_agree() {
+        let mut bytes = [0x11; 32];
+        bytes[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        let id = MemberId(bytes);
+        let hex = format!("deadbeef{}", "11".repeat(28));
+        assert_eq!(id.short(), "deadbeef");
+        assert_eq!(format!("{id:?}"), "MemberId(deadbeef)");
+        assert_eq!(id.to_string(), hex);
+        assert_eq!(String::from(id), hex);
+        assert_eq!(MemberId::try_from(hex), Ok(id));
+        assert_eq!("dead".parse::<MemberId>(), Err(ParseMemberIdError("dead".into())));
+    }
+
+    #[test]
+    fn a_key_round_trips_and_a_non_point_has_none() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        assert_eq!(MemberId::from_key(&key).verifying_key(), Some(key));
+        // y = 2 is not the y of any curve point.
+        let mut not_a_point = [0; 32];
+        not_a_point[0] = 2;
+        assert_eq!(MemberId(not_a_point).verifying_key(), None);
+    }
+}

@@ -148,7 +148,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::{Body, UnsignedRecord, Verdict, Vote};
+    use crate::{Body, Entry, Fingerprint, FingerprintKind, UnsignedRecord, Verdict, Vote};
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_bytes(&[n; 32])
@@ -240,5 +240,134 @@ mod tests {
         )
         .expect("proof");
         assert!(low.rank() < high.rank());
+    }
+
+    fn forged(record: &Record) -> Record {
+        let mut bytes = record.bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        Record::decode(&bytes).expect("still well formed")
+    }
+
+    #[test]
+    fn either_record_forged_breaks_the_proof() {
+        let k = key(1);
+        let x = vote(&k, 3, RecordId([5; 32]), Verdict::Confirm);
+        let y = vote(&k, 3, RecordId([5; 32]), Verdict::Dispute);
+        for (a, b) in [(forged(&x), y.clone()), (x.clone(), forged(&y))] {
+            let bad = if a.verify_signature().is_err() { a.id() } else { b.id() };
+            assert_eq!(
+                EquivocationProof::new(a.clone(), b.clone()),
+                Err(ProofError::Invalid(ValidationError::BadSignature(bad)))
+            );
+            assert_eq!(
+                EquivocationProof::new(b, a),
+                Err(ProofError::Invalid(ValidationError::BadSignature(bad)))
+            );
+        }
+    }
+
+    fn malformed(reason: &str) -> Result<EquivocationProof, ProofError> {
+        Err(ProofError::Decode(DecodeError::Invalid { field: "proof", reason: reason.into() }))
+    }
+
+    fn encode_raw(records: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![VERSION];
+        for r in records {
+            out.extend_from_slice(&(r.len() as u32).to_be_bytes());
+            out.extend_from_slice(r);
+        }
+        out
+    }
+
+    #[test]
+    fn malformed_proofs_say_what_is_wrong() {
+        let k = key(1);
+        let x = vote(&k, 3, RecordId([5; 32]), Verdict::Confirm);
+        let y = vote(&k, 3, RecordId([5; 32]), Verdict::Dispute);
+        let good = EquivocationProof::new(x.clone(), y).expect("proof").encode();
+        assert_eq!(EquivocationProof::decode(&[]), malformed("empty"));
+        let mut version = good.clone();
+        version[0] = 2;
+        assert_eq!(
+            EquivocationProof::decode(&version),
+            Err(ProofError::Decode(DecodeError::UnknownVersion(2)))
+        );
+        assert_eq!(
+            EquivocationProof::decode(&good[..good.len() - 1]),
+            malformed("second record is cut short")
+        );
+        assert_eq!(EquivocationProof::decode(&good[..9]), malformed("first record is cut short"));
+        let mut trailing = good;
+        trailing.push(0);
+        assert_eq!(EquivocationProof::decode(&trailing), malformed("trailing bytes"));
+        // One record twice is not in (strict) id order.
+        assert_eq!(
+            EquivocationProof::decode(&encode_raw(&[x.bytes(), x.bytes()])),
+            malformed("records are not in id order")
+        );
+        // A length past the largest record is refused before it is used, even with the bytes there.
+        let mut long = encode_raw(&[&vec![0; MAX_RECORD_SIZE + 1]]);
+        long.extend_from_slice(&encode_raw(&[x.bytes()])[1..]);
+        assert_eq!(EquivocationProof::decode(&long), malformed("first record is cut short"));
+        // Record bytes that do not decode.
+        assert_eq!(
+            EquivocationProof::decode(&encode_raw(&[&[1], x.bytes()])),
+            Err(ProofError::Decode(DecodeError::Truncated { field: "author", needed: 32 }))
+        );
+    }
+
+    /// An entry at seq 3 of exactly `size` bytes (up to 64 KiB): 31 links of 2 KiB and one
+    /// that fills the rest. `variant` tells two such records apart.
+    fn entry_of_size(key: &SigningKey, variant: u8, size: usize) -> Record {
+        let sign = |links: Vec<String>| {
+            UnsignedRecord {
+                author: MemberId::from_key(&key.verifying_key()),
+                seq: 3,
+                prev: RecordId([5; 32]),
+                timestamp: 1,
+                body: Body::Entry(Entry {
+                    fingerprints: vec![
+                        Fingerprint::new(FingerprintKind::Md5, vec![variant; 16]).expect("md5"),
+                    ],
+                    category: "csam".parse().expect("valid"),
+                    links,
+                    note: None,
+                    expires_at: None,
+                }),
+            }
+            .sign(key)
+            .expect("within limits")
+        };
+        let mut links = vec!["l".repeat(2048); 31];
+        let base = sign(links.clone()).bytes().len();
+        links.push("l".repeat(size - base - 2)); // a link is its 2-byte length and its text
+        let record = sign(links);
+        assert_eq!(record.bytes().len(), size);
+        record
+    }
+
+    /// Two records of the largest size make the largest proof, 131,081 bytes; one byte more is
+    /// refused before anything is read.
+    #[test]
+    fn the_largest_proof_decodes_and_one_byte_more_does_not() {
+        let k = key(1);
+        let proof = EquivocationProof::new(entry_of_size(&k, 1, 65_536), entry_of_size(&k, 2, 65_536))
+            .expect("proof");
+        let bytes = proof.encode();
+        assert_eq!(bytes.len(), 131_081);
+        assert_eq!(EquivocationProof::decode(&bytes), Ok(proof));
+        let mut longer = bytes;
+        longer.push(0);
+        assert_eq!(EquivocationProof::decode(&longer), malformed("longer than a proof can be"));
+    }
+
+    #[test]
+    fn rank_is_seq_then_ids() {
+        let k = key(1);
+        let x = vote(&k, 4, RecordId([1; 32]), Verdict::Confirm);
+        let y = vote(&k, 4, RecordId([1; 32]), Verdict::Dispute);
+        let proof = EquivocationProof::new(x.clone(), y.clone()).expect("proof");
+        assert_eq!(proof.rank(), (4, x.id().min(y.id()), x.id().max(y.id())));
     }
 }
