@@ -68,6 +68,22 @@ async fn catch_up(records: usize) -> anyhow::Result<()> {
             (b - a) as f64 / records as f64
         );
     }
+    // GET /v1/status over HTTP at this size: counters are kept, never scanned.
+    let node = &net.nodes[1];
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let reply = node.call("GET", "/v1/status", Some(&node.matcher), None).await;
+        anyhow::ensure!(reply.status == 200, "status failed: {reply:?}");
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "GET /v1/status at {} records: median {:.2} ms, max {:.2} ms (50 calls)",
+        node.status().await.records,
+        samples[samples.len() / 2].as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3
+    );
     net.shutdown().await;
     Ok(())
 }

@@ -228,10 +228,17 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
     }
     for log in &s.logs {
         let fork = log.forked_at.map(|f| format!("  FORKED at seq {f}")).unwrap_or_default();
-        println!("  log {} {:<12} seq {}{fork}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
+        println!(
+            "  log {} {:<12} seq {}{fork}",
+            log.author.short(),
+            log.name.as_deref().unwrap_or("?"),
+            log.seq
+        );
     }
     for m in &s.equivocators {
-        println!("EQUIVOCATION by member {m}: its votes no longer count and its entries are disputed (GET /v1/alerts has the proof)");
+        println!(
+            "EQUIVOCATION by member {m}: its votes no longer count and its entries are disputed (GET /v1/alerts has the proof)"
+        );
     }
     Ok(())
 }

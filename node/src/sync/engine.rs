@@ -180,6 +180,10 @@ pub struct EngineConfig {
 struct PeerState {
     asking: bool,
     clock: Option<Clock>,
+    /// The peer answered wrongly (or with a clock its log does not bear out) since the last
+    /// tick: it is not asked again before the next one, so a misbehaving peer costs at most
+    /// one exchange per sync interval.
+    cooling: bool,
 }
 
 struct Fetching<P> {
@@ -239,6 +243,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             Event::Tick(now) => {
                 self.now = now;
+                for state in self.peers.values_mut() {
+                    state.cooling = false;
+                }
                 let peers: Vec<P> = self.peers.keys().copied().collect();
                 for peer in peers {
                     self.ask_heads(peer, &mut out);
@@ -273,10 +280,20 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn ask_heads(&mut self, peer: P, out: &mut Vec<Output<P>>) {
         if let Some(state) = self.peers.get_mut(&peer)
             && !state.asking
+            && !state.cooling
         {
             state.asking = true;
             out.push(Output::AskHeads(peer));
         }
+    }
+
+    /// Counts a fault against the peer and lets it cool down until the next tick.
+    fn strike(&mut self, peer: P, reason: String, out: &mut Vec<Output<P>>) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.cooling = true;
+            state.clock = None;
+        }
+        out.push(Output::Strike(peer, reason));
     }
 
     fn is_current(&self, peer: P, fetch: &Fetch) -> bool {
@@ -324,15 +341,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return;
         }
         if count == 0 {
-            out.push(Output::Strike(
-                peer,
-                format!(
-                    "advertised {}'s log up to {} but sent nothing from {}",
-                    fetch.author.short(),
-                    f.until,
-                    fetch.from_seq
-                ),
-            ));
+            let reason = format!(
+                "advertised {}'s log up to {} but sent nothing from {}",
+                fetch.author.short(),
+                f.until,
+                fetch.from_seq
+            );
+            self.strike(peer, reason, out);
             self.end(fetch.author, peer, local, out);
             return;
         }
@@ -376,10 +391,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             FetchResult::Stored { new, duplicates } => {
                 if new == 0 {
                     if duplicates == 0 {
-                        out.push(Output::Strike(
-                            peer,
-                            format!("a batch of {}'s log added nothing", author.short()),
-                        ));
+                        self.strike(peer, format!("a batch of {}'s log added nothing", author.short()), out);
                     }
                     self.end(author, peer, local, out);
                     return;
@@ -403,9 +415,20 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                     self.start_search(peer, author, below, out);
                 }
             }
-            FetchResult::Proven | FetchResult::Nothing => self.end(author, peer, local, out),
+            FetchResult::Proven => self.end(author, peer, local, out),
+            FetchResult::Nothing => {
+                if fetch.purpose == Purpose::Search {
+                    // Its clock said its log differs from ours, its log says not: a stale
+                    // clock, or a lie. Do not ask again before the next tick.
+                    if let Some(state) = self.peers.get_mut(&peer) {
+                        state.cooling = true;
+                        state.clock = None;
+                    }
+                }
+                self.end(author, peer, local, out);
+            }
             FetchResult::Bad(reason) => {
-                out.push(Output::Strike(peer, reason));
+                self.strike(peer, reason, out);
                 self.end(author, peer, local, out);
             }
         }
