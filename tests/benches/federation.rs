@@ -47,6 +47,7 @@ async fn catch_up(records: usize) -> anyhow::Result<()> {
         net.nodes[0].handle().submit_batch(batch).await?;
     }
     println!("authored {records} records in {:.1} s", t.elapsed().as_secs_f64());
+    verify_ceiling(&net)?;
     let before = loopback_bytes();
     let t = Instant::now();
     net.nodes[1].start().await?;
@@ -85,6 +86,33 @@ async fn catch_up(records: usize) -> anyhow::Result<()> {
         samples[samples.len() - 1].as_secs_f64() * 1e3
     );
     net.shutdown().await;
+    Ok(())
+}
+
+/// What `verify_strict` alone costs per record on one core, and so the most records per second
+/// this machine's cores could check if they did nothing else — the ceiling for catch-up.
+fn verify_ceiling(net: &TestNet) -> anyhow::Result<()> {
+    let node = net.nodes[0].handle();
+    let mut sample = Vec::new();
+    while sample.len() < 20_000 {
+        let batch = node.records(&node.member(), sample.len() as u64 + 1, 1000)?;
+        if batch.is_empty() {
+            break;
+        }
+        sample.extend(batch);
+    }
+    let key = node.member().verifying_key().ok_or_else(|| anyhow::anyhow!("member key"))?;
+    let t = Instant::now();
+    for record in &sample {
+        record.verify_signature_with(&key)?;
+    }
+    let per = t.elapsed().as_secs_f64() / sample.len().max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!(
+        "verify_strict: {:.1} µs per record on one core; {cores} cores checking nothing else: at most {:.0} records/s",
+        per * 1e6,
+        cores as f64 / per
+    );
     Ok(())
 }
 
