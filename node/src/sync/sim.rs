@@ -169,22 +169,27 @@ impl Sim {
         self.gossip(at, &records);
     }
 
-    /// Member `author`'s key signs a record that extends `at`'s copy of its log — a second
-    /// history, unless `at` is the author's own up-to-date node.
+    /// Member `author`'s key signs one to three records that extend `at`'s copy of its log —
+    /// a second history, unless `at` is the author's own up-to-date node — so forks come
+    /// both as single conflicting records and as longer branches.
     fn equivocate(&mut self, at: usize, author: usize) {
-        let head = self.nodes[at].replica.head(&member(author));
-        self.writes += 1;
-        let record = UnsignedRecord {
-            author: member(author),
-            seq: head.map_or(1, |h| h.seq + 1),
-            prev: head.map_or(RecordId::ZERO, |h| h.id),
-            timestamp: 1,
-            body: entry_body(self.writes + 1_000_000),
+        let mut records = Vec::new();
+        for _ in 0..self.rng.random_range(1..=3) {
+            let head = self.nodes[at].replica.head(&member(author));
+            self.writes += 1;
+            let record = UnsignedRecord {
+                author: member(author),
+                seq: head.map_or(1, |h| h.seq + 1),
+                prev: head.map_or(RecordId::ZERO, |h| h.id),
+                timestamp: 1,
+                body: entry_body(self.writes + 1_000_000),
+            }
+            .sign(&key(author))
+            .expect("sign");
+            self.receive_gossip(at, None, record.bytes());
+            records.push(record);
         }
-        .sign(&key(author))
-        .expect("sign");
-        self.receive_gossip(at, None, record.bytes());
-        self.gossip(at, &[record]);
+        self.gossip(at, &records);
     }
 
     fn gossip(&mut self, from: usize, records: &[Record]) {
