@@ -146,23 +146,13 @@ async fn store(replica: &ReplicaHandle, checked: Checked) -> Option<Vec<Command>
         Checked::Batch { peer, fetch, verified, error } => {
             let (outcome, proofs) = replica.ingest(verified).await.ok()?;
             publish(&proofs, &mut out);
-            let result = match (error, outcome) {
-                (_, RunOutcome { error: Some(IngestError::Store(e)), .. }) => {
+            match outcome.fetch_result(error) {
+                Ok(result) => out.push(Command::Done(peer, fetch, result)),
+                Err(e) => {
                     tracing::error!(error = %e, "cannot store synced records");
                     out.push(Command::Failed(peer, fetch));
-                    return Some(out);
                 }
-                (_, RunOutcome { error: Some(IngestError::Invalid(e)), .. }) => {
-                    FetchResult::Bad(e.to_string())
-                }
-                (_, RunOutcome { equivocation: true, .. }) => FetchResult::Proven,
-                (_, RunOutcome { conflict: Some(seq), .. }) => FetchResult::Conflict { seq },
-                (Some(e), _) => FetchResult::Bad(e),
-                (None, RunOutcome { stored, duplicates, .. }) => {
-                    FetchResult::Stored { new: stored, duplicates }
-                }
-            };
-            out.push(Command::Done(peer, fetch, result));
+            }
         }
         Checked::Proof { peer, fetch, proof } => {
             let result = match replica.offer_proof(proof.clone()).await {

@@ -29,7 +29,7 @@ use hashmesh_protocol::{
 };
 
 use crate::store::{Head, Loaded, Store, StoreError};
-use crate::sync::{Clock, ForkMark, LogClock};
+use crate::sync::{Clock, FetchResult, ForkMark, LogClock};
 use buffer::Buffer;
 pub use catalog::{Catalog, EntryState};
 pub use verified::{Verified, verify_run};
@@ -82,6 +82,21 @@ pub struct RunOutcome {
     pub conflict: Option<u64>,
     /// Why the run stopped early, if it did.
     pub error: Option<IngestError>,
+}
+
+impl RunOutcome {
+    /// What a sync batch came to, for the sync engine. `verify_error` is why signature checks
+    /// stopped the batch early, if they did. `Err` when storage failed: not the peer's fault.
+    pub fn fetch_result(self, verify_error: Option<String>) -> Result<FetchResult, StoreError> {
+        Ok(match (self, verify_error) {
+            (RunOutcome { error: Some(IngestError::Store(e)), .. }, _) => return Err(e),
+            (RunOutcome { error: Some(IngestError::Invalid(e)), .. }, _) => FetchResult::Bad(e.to_string()),
+            (RunOutcome { equivocation: true, .. }, _) => FetchResult::Proven,
+            (RunOutcome { conflict: Some(seq), .. }, _) => FetchResult::Conflict { seq },
+            (_, Some(e)) => FetchResult::Bad(e),
+            (RunOutcome { stored, duplicates, .. }, None) => FetchResult::Stored { new: stored, duplicates },
+        })
+    }
 }
 
 /// Why a record was refused.

@@ -21,7 +21,7 @@ use serde_bytes::ByteBuf;
 use super::fork::{self, Search};
 use super::wire::{self, SyncRequest, SyncResponse};
 use super::{Clock, Engine, EngineConfig, Event, Fetch, FetchResult, Local, Output, Purpose, digest};
-use crate::replica::{Ingested, MAX_BUFFERED, Replica, RunOutcome, Verified, verify_run};
+use crate::replica::{Ingested, MAX_BUFFERED, Replica, Verified, verify_run};
 use crate::store::Store;
 
 fn key(i: usize) -> SigningKey {
@@ -280,13 +280,7 @@ impl Sim {
         let replica = &mut self.nodes[at].replica;
         let outcome = replica.ingest_run(verified);
         replica.commit(false).expect("commit");
-        match (error, outcome) {
-            (_, RunOutcome { error: Some(e), .. }) => FetchResult::Bad(e.to_string()),
-            (_, RunOutcome { equivocation: true, .. }) => FetchResult::Proven,
-            (_, RunOutcome { conflict: Some(seq), .. }) => FetchResult::Conflict { seq },
-            (Some(e), _) => FetchResult::Bad(e.to_string()),
-            (None, RunOutcome { stored, duplicates, .. }) => FetchResult::Stored { new: stored, duplicates },
-        }
+        outcome.fetch_result(error.map(|e| e.to_string())).expect("the store works")
     }
 
     fn offer(&mut self, at: usize, proof: EquivocationProof) -> FetchResult {
