@@ -482,13 +482,19 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let me = self.config.me;
         let mine = local.clock().get(&me).map_or(0, |c| c.seq);
         let heard: Vec<&Clock> = self.peers.values().filter_map(|s| s.clock.as_ref()).collect();
-        let next = if !heard.is_empty() && heard.iter().all(|c| c.get(&me).is_none_or(|t| visible(t) <= mine))
-        {
+        let caught_up = heard.iter().all(|c| c.get(&me).is_none_or(|t| visible(t) <= mine));
+        let next = if heard.is_empty() {
+            if self.own == OwnLog::Waiting && self.now >= self.config.own_log_timeout {
+                if self.config.start_unconfirmed { OwnLog::Unconfirmed } else { OwnLog::Stuck }
+            } else {
+                self.own
+            }
+        } else if caught_up {
             OwnLog::Confirmed
-        } else if self.own == OwnLog::Waiting && self.now >= self.config.own_log_timeout && heard.is_empty() {
-            if self.config.start_unconfirmed { OwnLog::Unconfirmed } else { OwnLog::Stuck }
         } else {
-            self.own
+            // A peer holds own records this node lacks: no more own writes until they are
+            // fetched back, even if it was writing unconfirmed.
+            OwnLog::Waiting
         };
         if next != self.own {
             self.own = next;
