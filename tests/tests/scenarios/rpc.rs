@@ -203,49 +203,59 @@ async fn oversized_body_is_413() {
     net.shutdown().await;
 }
 
+/// Each bad input is refused with its own status and a message naming what is wrong.
 #[tokio::test]
 async fn other_bad_inputs_say_what_is_wrong() {
     let (net, _) = one().await;
     let n = &net.nodes[0];
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [MD5], "category": "spam"})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "category not in manifest: {r:?}");
-    assert!(r.error().contains("not allowed"), "{r:?}");
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [], "category": "csam"})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "{r:?}");
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [MD5], "category": "csam", "note": "x".repeat(5000)})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "note too long: {r:?}");
+    let entry = |body: serde_json::Value| ("POST", "/v1/entries", Some(body), n.submitter.clone());
+    let cases = [
+        (
+            entry(json!({"fingerprints": [MD5], "category": "spam"})),
+            422,
+            "category \"spam\" is not allowed by the federation manifest",
+        ),
+        (
+            entry(json!({"fingerprints": [], "category": "csam"})),
+            422,
+            "an entry needs at least one fingerprint",
+        ),
+        (
+            entry(json!({"fingerprints": [MD5], "category": "csam", "note": "x".repeat(5000)})),
+            422,
+            "note has 5000 items/bytes, the limit is 4096",
+        ),
+        (
+            ("GET", "/v1/entries?status=bogus", None, n.matcher.clone()),
+            400,
+            "status: unknown variant `bogus`, expected one of `pending`",
+        ),
+        (
+            ("GET", "/v1/entries/not-an-id", None, n.matcher.clone()),
+            400,
+            "\"not-an-id\" is not an entry id (64 hex digits)",
+        ),
+        (
+            ("POST", "/v1/match/hashes", Some(json!({"hashes": []})), n.matcher.clone()),
+            422,
+            "`hashes` is empty: send at least one kind:hex",
+        ),
+        (("GET", "/v1/nothing", None, n.matcher.clone()), 404, "no such endpoint; see /openapi.json"),
+        (
+            ("DELETE", "/v1/status", None, n.matcher.clone()),
+            405,
+            "method not allowed on this endpoint; see /openapi.json",
+        ),
+    ];
+    for ((method, path, body, token), status, message) in cases {
+        let r = n.call(method, path, Some(&token), body).await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        assert!(r.error().contains(message), "{method} {path} says {message:?}: {r:?}");
+    }
     let r =
         n.call_raw("POST", "/v1/entries", Some(&n.submitter), Some(b"{}".to_vec()), Some("text/plain")).await;
     assert_eq!(r.status, 415, "{r:?}");
-    let r = n.call("GET", "/v1/entries?status=bogus", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 400, "{r:?}");
-    let r = n.call("GET", "/v1/nothing", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 404, "{r:?}");
-    let r = n.call("DELETE", "/v1/status", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 405, "{r:?}");
-    let r = n.call("POST", "/v1/match/hashes", Some(&n.matcher), Some(json!({"hashes": []}))).await;
-    assert_eq!(r.status, 422, "{r:?}");
+    assert!(r.error().contains("send the body as JSON with `Content-Type: application/json`"), "{r:?}");
     net.shutdown().await;
 }
 
