@@ -108,14 +108,143 @@ fn operator_flow_survives_restart() {
     assert!(shown.contains(&sha256), "entry survives a restart: {shown}");
 }
 
+/// Every verb `hashmesh --help` lists, and every verb an operator needs, has its own help.
 #[test]
 fn every_verb_has_help() {
-    for verb in
-        ["init", "run", "status", "submit", "vote", "retract", "entries", "show", "match", "hash", "records"]
-    {
-        let out = Command::new(BIN).args([verb, "--help"]).output().expect("runs");
+    let out = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let top = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .lines()
+        .skip(1) // the rest of the "Commands:" line
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|v| v != "help")
+        .collect();
+    let needed = [
+        "init", "run", "keygen", "devnet", "status", "peers", "submit", "vote", "retract", "entries", "show",
+        "match", "hash", "records",
+    ];
+    for verb in needed {
+        assert!(listed.iter().any(|l| l == verb), "{verb} is listed in --help: {top}");
+    }
+    for verb in &listed {
+        let out = Command::new(BIN).args([verb.as_str(), "--help"]).output().expect("runs");
         assert!(out.status.success(), "{verb} --help");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{verb} --help prints usage");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("Usage: hashmesh {verb}")), "{verb} --help prints its usage: {text}");
+    }
+}
+
+/// `hash` prints the same digests as independent implementations (and the published test
+/// vectors for "abc"), for a file long enough to be read in several pieces.
+#[test]
+fn hash_prints_the_digests_independent_implementations_compute() {
+    use md5::Digest as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let abc = tmp.path().join("abc.txt");
+    std::fs::write(&abc, b"abc").expect("write");
+    let big = tmp.path().join("big.bin");
+    let content: Vec<u8> = (0..3_000_017u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&big, &content).expect("write");
+    let lines = |file: &std::path::Path| -> Vec<String> {
+        let out = Command::new(BIN).arg("hash").arg(file).output().expect("hash runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let mut want = vec![
+        "blake3:6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85".to_owned(),
+        "md5:900150983cd24fb0d6963f7d28e17f72".to_owned(),
+        "sha1:a9993e364706816aba3e25717850c26c9cd0d89d".to_owned(),
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(lines(&abc), want, "the published vectors for \"abc\"");
+    let mut want = vec![
+        format!("blake3:{}", blake3::hash(&content).to_hex()),
+        format!("md5:{}", hex::encode(md5::Md5::digest(&content))),
+        format!("sha1:{}", hex::encode(sha1::Sha1::digest(&content))),
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&content))),
+    ];
+    want.sort();
+    assert_eq!(lines(&big), want);
+}
+
+fn init_node(dir: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(BIN).args(["init", "--json", "--data-dir"]).arg(dir).output().expect("init runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("init --json prints JSON")
+}
+
+/// Runs the CLI expecting it to fail: its exit code and stderr.
+fn cli_fails(rpc: &str, token: Option<&str>, args: &[&str]) -> (Option<i32>, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).env("HASHMESH_RPC", rpc).env_remove("HASHMESH_TOKEN");
+    if let Some(token) = token {
+        command.env("HASHMESH_TOKEN", token);
+    }
+    let out = command.output().expect("cli runs");
+    assert!(!out.status.success(), "hashmesh {args:?} should fail");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// What an operator sees when a call is refused: exit code 1 and the node's reason, with what
+/// to do; a usage error is clap's exit code 2 and names the problem.
+#[test]
+fn refused_calls_exit_1_with_the_reason_and_usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    let init = init_node(&dir);
+    let token = |role: &str| init["tokens"][role].as_str().expect("token").to_owned();
+    let node = run(&dir);
+    let unknown_id = "ab".repeat(32);
+    let cases: [(Option<String>, Vec<&str>, &str); 5] = [
+        (None, vec!["status"], "missing `Authorization: Bearer <token>` header"),
+        (Some("hm_wrong".into()), vec!["status"], "unknown token (HTTP 401)"),
+        (
+            Some(token("matcher")),
+            vec!["retract", &unknown_id],
+            "token \"matcher\" has role Matcher; this call needs Admin (HTTP 403)",
+        ),
+        (
+            Some(token("submitter")),
+            vec!["vote", &unknown_id, "confirm"],
+            "token \"submitter\" has role Submitter; this call needs Admin (HTTP 403)",
+        ),
+        (Some(token("matcher")), vec!["show", &unknown_id], "(HTTP 404)"),
+    ];
+    for (token, args, want) in &cases {
+        let (code, stderr) = cli_fails(&node.rpc, token.as_deref(), args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?} says {want:?}: {stderr}");
+    }
+    let (_, stderr) = cli_fails(&node.rpc, None, &["status"]);
+    assert!(stderr.contains("set HASHMESH_TOKEN or pass --token"), "says what to do: {stderr}");
+    let (_, stderr) = cli_fails(&node.rpc, Some(&token("matcher")), &["show", &unknown_id]);
+    assert!(stderr.contains(&format!("no entry with id {unknown_id}")), "{stderr}");
+    drop(node);
+    // Nothing listens there.
+    let (code, stderr) = cli_fails("http://127.0.0.1:9", Some("hm_x"), &["status"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the node at http://127.0.0.1:9"), "{stderr}");
+    assert!(stderr.contains("set --rpc or HASHMESH_RPC"), "says what to do: {stderr}");
+    // Usage errors: clap's code 2, naming what is wrong, before any call is made.
+    for (args, want) in [
+        (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (vec!["submit", "--hash", "md5:00112233445566778899aabbccddeeff"], "--category <CATEGORY>"),
+        (vec!["submit", "--hash", "crc32:00", "--category", "csam"], "unknown fingerprint kind \"crc32\""),
+        (vec!["show", "not-an-id"], "invalid value 'not-an-id'"),
+        (vec!["vote", &unknown_id, "maybe"], "invalid value 'maybe'"),
+    ] {
+        let (code, stderr) = cli_fails("http://127.0.0.1:9", Some("hm_x"), &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?} says {want:?}: {stderr}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! A member that misbehaves on the sync protocol, for scenarios that check a node cannot be
 //! led astray: it holds a member's key (so it may connect), claims more of a log than it
-//! has, and answers range requests by replaying records from the start or not at all.
+//! has, and answers range requests by replaying records from the start or not at all, or with
+//! records of its choosing (tampered ones, another author's) every time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +37,30 @@ impl Rogue {
         claimed_seq: u64,
         records: Vec<Vec<u8>>,
         dial: Vec<Multiaddr>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(key, author, claimed_seq, records, dial, true)
+    }
+
+    /// Starts a rogue with `key` that dials `dial`, claims `author`'s log runs to `claimed_seq`,
+    /// and answers every range request with exactly `records`, whatever was asked: bytes the
+    /// scenario chose (a flipped byte, another author's records).
+    pub fn serving(
+        key: &SigningKey,
+        author: MemberId,
+        claimed_seq: u64,
+        records: Vec<Vec<u8>>,
+        dial: Vec<Multiaddr>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(key, author, claimed_seq, records, dial, false)
+    }
+
+    fn spawn(
+        key: &SigningKey,
+        author: MemberId,
+        claimed_seq: u64,
+        records: Vec<Vec<u8>>,
+        dial: Vec<Multiaddr>,
+        stall_every_other: bool,
     ) -> anyhow::Result<Self> {
         let keypair = hashmesh_node::identity::libp2p_keypair(key);
         let peer_id = keypair.public().to_peer_id();
@@ -77,7 +102,7 @@ impl Rogue {
                 let response = match request {
                     SyncRequest::Heads => SyncResponse::Heads(claim.clone()),
                     SyncRequest::Range { .. } => {
-                        if counter.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+                        if counter.fetch_add(1, Ordering::SeqCst) % 2 == 1 && stall_every_other {
                             stalled.push(channel);
                             continue;
                         }

@@ -112,6 +112,25 @@ mod tests {
         }
     }
 
+    /// The values, not just the lengths: a change of algorithm, grid size, resize filter or bit
+    /// order in `image_hasher` changes every stored dhash and phash, and the federation's
+    /// older entries would stop matching. The values are what this code (image_hasher 3)
+    /// computed for the fixtures; a deliberate change of algorithm updates them.
+    #[test]
+    fn dhash_and_phash_values_are_pinned() {
+        for (file, dhash, phash) in [
+            ("coffee.png", "cf9792c6ccf0d8d06cefd94185a42113c4a2", "1d41000030100444"),
+            // The same photo as a JPEG: the decoder's rounding does not reach these hashes.
+            ("coffee_600x400.jpg", "cf9792c6ccf0d8d06cefd94185a42113c4a2", "1d41000030100444"),
+            ("camera.png", "06593ceeb33ca6363763c9e03430b9131383", "690f030000203000"),
+        ] {
+            let img = decode(&fixture(file)).expect("decodes");
+            let got: Vec<String> =
+                fingerprints(&img)[1..].iter().map(|c| c.fingerprint.to_string()).collect();
+            assert_eq!(got, vec![format!("dhash:{dhash}"), format!("phash:{phash}")], "{file}");
+        }
+    }
+
     #[test]
     fn flat_image_pdq_is_flagged_low_quality() {
         let img = DynamicImage::new_rgb8(128, 128);

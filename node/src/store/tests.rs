@@ -41,7 +41,23 @@ impl Log {
 }
 
 fn open(dir: &Path, member: MemberId) -> Store {
-    Store::open(dir, "fed", member).expect("store opens")
+    reopen(dir, "fed", member)
+}
+
+/// Opens the store, waiting a little if the last handle on it was only just dropped: sled
+/// releases its file lock from a background thread, so an open right after a drop can find
+/// the lock still held.
+fn reopen(dir: &Path, federation: &str, member: MemberId) -> Store {
+    for _ in 0..100 {
+        match Store::open(dir, federation, member) {
+            Ok(store) => return store,
+            Err(StoreError::Open { source, .. }) if source.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("store opens: {e}"),
+        }
+    }
+    panic!("the store at {} stayed locked for 2 s", dir.display())
 }
 
 fn load(store: &Store) -> (Vec<Record>, Vec<EquivocationProof>, BTreeMap<MemberId, Head>) {
@@ -145,4 +161,40 @@ fn refuses_another_federation_or_identity() {
     assert!(err.to_string().contains("belongs to federation \"fed\""), "{err}");
     let err = Store::open(dir.path(), "fed", Log::new(2).member()).err().expect("must refuse");
     assert!(matches!(err, StoreError::WrongIdentity { .. }), "{err}");
+}
+
+#[test]
+fn range_bytes_stops_only_past_the_byte_cap_and_within_the_seqs_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::new(1);
+    let store = open(dir.path(), log.member());
+    let records: Vec<Record> = (1..=3).map(|n| log.entry(n)).collect();
+    store.append(&records).expect("append");
+    let bytes: Vec<Vec<u8>> = records.iter().map(|r| r.bytes().to_vec()).collect();
+    let two = bytes[0].len() + bytes[1].len();
+    let member = log.member();
+    assert_eq!(store.range_bytes(&member, 1, 9, 10, two).expect("range"), bytes[..2].to_vec(), "exact fit");
+    assert_eq!(store.range_bytes(&member, 1, 9, 10, two - 1).expect("range"), bytes[..1].to_vec());
+    assert_eq!(store.range_bytes(&member, 1, 9, 2, usize::MAX).expect("range"), bytes[..2].to_vec(), "limit");
+    assert_eq!(store.range_bytes(&member, 2, 2, 10, usize::MAX).expect("range"), bytes[1..2].to_vec());
+    assert!(store.range_bytes(&member, 3, 2, 10, usize::MAX).expect("range").is_empty());
+    assert_eq!(store.range(&member, 2, 3, 1).expect("range"), records[1..2].to_vec(), "limit");
+    assert_eq!(store.get_at(&member, 4).expect("get"), None);
+    assert_eq!(store.get_at(&Log::new(2).member(), 1).expect("get"), None, "another author's key");
+}
+
+#[test]
+fn a_record_filed_under_another_key_is_reported_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::new(1);
+    let store = open(dir.path(), log.member());
+    let first = log.entry(1);
+    store.records.insert(log_key(&log.member(), 7), first.bytes()).expect("insert");
+    let err = store.load(|_| {}).expect_err("wrong key");
+    assert!(err.to_string().contains("filed under the wrong key"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), log.member());
+    store.records.insert(log_key(&log.member(), 1), &b"not a record"[..]).expect("insert");
+    let err = store.load(|_| {}).expect_err("garbage");
+    assert!(err.to_string().contains("stored record does not decode"), "{err}");
 }

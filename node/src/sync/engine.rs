@@ -541,3 +541,6 @@ fn plan(theirs: &Clock, local: &impl Local) -> Vec<(Fetch, u64)> {
     }
     wanted
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,3 +16,5 @@ pub use wire::{SyncRequest, SyncResponse};
 
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod tests;

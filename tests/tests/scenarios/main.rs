@@ -4,3 +4,4 @@ mod federation;
 mod matching;
 mod replication;
 mod rpc;
+mod startup;

@@ -232,3 +232,72 @@ async fn a_member_that_replays_and_stalls_cannot_lead_sync_astray() {
     net.wait_converged(&[0, 1], 51).await.expect("sync goes on");
     net.shutdown().await;
 }
+
+/// Catch-up sync checks what it fetches as gossip does. Member 1's and member 2's keys are
+/// stolen while node0 is alone: one rogue serves member 1's log with a byte flipped in every
+/// record (each still decodes, no signature matches), another serves member 2's records when
+/// asked for member 1's. Node0 stores none of them and counts each answer against its sender;
+/// the honest node, back later, still gives it the real logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_fetched_by_sync_with_a_bad_signature_or_the_wrong_author_are_never_stored() {
+    let mut net = TestNet::new(3).await.expect("testnet");
+    net.nodes[0].stop().await;
+    for n in 0..5 {
+        net.nodes[1].submit(&[&md5(n)], "drugs").await;
+    }
+    for n in 5..8 {
+        net.nodes[2].submit(&[&md5(n)], "drugs").await;
+    }
+    net.wait_converged(&[1, 2], 8).await.expect("converged");
+    let log = |author| -> Vec<Vec<u8>> {
+        let records = net.nodes[1].handle().records(&author, 1, 1000).expect("log");
+        records.iter().map(|r| r.bytes().to_vec()).collect()
+    };
+    let (member1, member2) = (net.nodes[1].member, net.nodes[2].member);
+    let (genuine1, genuine2) = (log(member1), log(member2));
+    // The last byte of the timestamp (version, author, seq and prev come first).
+    let tampered: Vec<Vec<u8>> = genuine1
+        .iter()
+        .map(|bytes| {
+            let mut bytes = bytes.clone();
+            bytes[80] ^= 0x01;
+            let record = hashmesh_protocol::Record::decode(&bytes).expect("still well-formed");
+            assert!(record.verify_signature().is_err(), "the flip breaks the signature");
+            bytes
+        })
+        .collect();
+    net.nodes[1].stop().await;
+    net.nodes[2].stop().await;
+    net.nodes[0].start().await.expect("node0 returns alone");
+    net.introduce_all().await.expect("addresses");
+    let addrs = net.nodes[0].handle().net().listen_addrs().await;
+    let node0 = net.nodes[0].handle().net().clone();
+    for (what, key, records) in [("a flipped byte", 2, tampered), ("another author's records", 1, genuine2)] {
+        let rogue = hashmesh_tests::rogue::Rogue::serving(
+            &hashmesh_tests::seeded_key(key),
+            member1,
+            5,
+            records,
+            addrs.clone(),
+        )
+        .expect("rogue");
+        let rogue_id = rogue.peer_id.to_string();
+        wait_until(&format!("node0 to judge the rogue's answer ({what})"), || async {
+            node0.sync_now().await;
+            let rejected = node0.peers().await.iter().any(|p| p.peer_id == rogue_id && p.rejects >= 1);
+            rejected || net.nodes[0].status().await.records > 0
+        })
+        .await
+        .expect("node0 asked the rogue and judged its answer");
+        assert!(rogue.ranges_asked() >= 1, "{what}: node0 fetched a range");
+        assert_eq!(net.nodes[0].status().await.records, 0, "{what}: nothing stored");
+        let peers = net.nodes[0].handle().peers().await;
+        let rogue_view = peers.iter().find(|p| p.peer_id == rogue_id).expect("rogue known");
+        assert!(rogue_view.rejects >= 1, "{what}: the answer counts against the rogue: {rogue_view:?}");
+    }
+    // The honest node, back, gives node0 exactly the real logs.
+    net.nodes[1].start().await.expect("node1 returns");
+    net.introduce_all().await.expect("addresses");
+    net.wait_converged(&[0, 1], 8).await.expect("node0 holds the real logs");
+    net.shutdown().await;
+}

@@ -203,48 +203,257 @@ async fn oversized_body_is_413() {
     net.shutdown().await;
 }
 
+/// Each bad input is refused with its own status and a message naming what is wrong.
 #[tokio::test]
 async fn other_bad_inputs_say_what_is_wrong() {
     let (net, _) = one().await;
     let n = &net.nodes[0];
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [MD5], "category": "spam"})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "category not in manifest: {r:?}");
-    assert!(r.error().contains("not allowed"), "{r:?}");
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [], "category": "csam"})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "{r:?}");
-    let r = n
-        .call(
-            "POST",
-            "/v1/entries",
-            Some(&n.submitter),
-            Some(json!({"fingerprints": [MD5], "category": "csam", "note": "x".repeat(5000)})),
-        )
-        .await;
-    assert_eq!(r.status, 422, "note too long: {r:?}");
+    let entry = |body: serde_json::Value| ("POST", "/v1/entries", Some(body), n.submitter.clone());
+    let cases = [
+        (
+            entry(json!({"fingerprints": [MD5], "category": "spam"})),
+            422,
+            "category \"spam\" is not allowed by the federation manifest",
+        ),
+        (
+            entry(json!({"fingerprints": [], "category": "csam"})),
+            422,
+            "an entry needs at least one fingerprint",
+        ),
+        (
+            entry(json!({"fingerprints": [MD5], "category": "csam", "note": "x".repeat(5000)})),
+            422,
+            "note has 5000 items/bytes, the limit is 4096",
+        ),
+        (
+            ("GET", "/v1/entries?status=bogus", None, n.matcher.clone()),
+            400,
+            "status: unknown variant `bogus`, expected one of `pending`",
+        ),
+        (
+            ("GET", "/v1/entries/not-an-id", None, n.matcher.clone()),
+            400,
+            "\"not-an-id\" is not an entry id (64 hex digits)",
+        ),
+        (
+            ("POST", "/v1/match/hashes", Some(json!({"hashes": []})), n.matcher.clone()),
+            422,
+            "`hashes` is empty: send at least one kind:hex",
+        ),
+        (("GET", "/v1/nothing", None, n.matcher.clone()), 404, "no such endpoint; see /openapi.json"),
+        (
+            ("DELETE", "/v1/status", None, n.matcher.clone()),
+            405,
+            "method not allowed on this endpoint; see /openapi.json",
+        ),
+    ];
+    for ((method, path, body, token), status, message) in cases {
+        let r = n.call(method, path, Some(&token), body).await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        assert!(r.error().contains(message), "{method} {path} says {message:?}: {r:?}");
+    }
     let r =
         n.call_raw("POST", "/v1/entries", Some(&n.submitter), Some(b"{}".to_vec()), Some("text/plain")).await;
     assert_eq!(r.status, 415, "{r:?}");
-    let r = n.call("GET", "/v1/entries?status=bogus", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 400, "{r:?}");
-    let r = n.call("GET", "/v1/nothing", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 404, "{r:?}");
-    let r = n.call("DELETE", "/v1/status", Some(&n.matcher), None).await;
-    assert_eq!(r.status, 405, "{r:?}");
-    let r = n.call("POST", "/v1/match/hashes", Some(&n.matcher), Some(json!({"hashes": []}))).await;
-    assert_eq!(r.status, 422, "{r:?}");
+    assert!(r.error().contains("send the body as JSON with `Content-Type: application/json`"), "{r:?}");
+    net.shutdown().await;
+}
+
+fn md5(n: u32) -> String {
+    format!("md5:{n:032x}")
+}
+
+/// Submits through the RPC with extra fields; the new entry's id.
+async fn submit_with(node: &TestNode, fingerprint: &str, category: &str, extra: serde_json::Value) -> String {
+    let mut body = json!({ "fingerprints": [fingerprint], "category": category });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let reply = node.call("POST", "/v1/entries", Some(&node.submitter), Some(body)).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    reply.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Ids listed by `GET path`, following `next_cursor` page by page; also the number of pages.
+async fn list_all(node: &TestNode, query: &str) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/entries?{query}&cursor={c}"),
+            None => format!("/v1/entries?{query}"),
+        };
+        let page = node.call("GET", &path, Some(&node.matcher), None).await;
+        assert_eq!(page.status, 200, "{path}: {page:?}");
+        pages += 1;
+        for e in page.body["entries"].as_array().expect("entries") {
+            ids.push(e["id"].as_str().expect("id").to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (ids, pages),
+        }
+        assert!(pages < 100, "paging never ends");
+    }
+}
+
+/// Node0 writes seven entries; node1 and node2 confirm and dispute them, node0 retracts one.
+/// Every node derives the same status for each, and `?status=` lists exactly the entries in
+/// that status (every status is held by some entry, so a filter that is ignored fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_derives_the_same_status_from_votes_and_retractions_made_elsewhere() {
+    let net = TestNet::new(3).await.expect("testnet");
+    let (a, b, c) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(a.submit(&[&md5(n)], "csam").await);
+    }
+    // Lapsed long ago; and one that lapses in 2100.
+    ids.push(submit_with(a, &md5(6), "drugs", json!({ "expires_at": 1 })).await);
+    ids.push(submit_with(a, &md5(7), "drugs", json!({ "expires_at": 4_102_444_800_000_u64 })).await);
+    net.wait_converged(&[0, 1, 2], 7).await.expect("entries everywhere");
+    let votes = [
+        (b, 0, "confirm"),
+        (c, 0, "confirm"),
+        (b, 1, "confirm"),
+        (b, 2, "dispute"),
+        (b, 3, "dispute"),
+        (c, 3, "dispute"),
+        (b, 5, "confirm"),
+        (c, 5, "confirm"),
+        (b, 6, "confirm"),
+        (c, 6, "confirm"),
+    ];
+    for (node, entry, verdict) in votes {
+        let reply = node.vote(&ids[entry], verdict).await;
+        assert_eq!(reply.status, 201, "{verdict} on entry {entry}: {reply:?}");
+    }
+    let reply = a.call("POST", &format!("/v1/entries/{}/retract", ids[4]), Some(&a.admin), None).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    net.wait_converged(&[0, 1, 2], 7 + votes.len() + 1).await.expect("votes everywhere");
+    let expected = [
+        "verified",  // two confirmations (2 of the 2 other members)
+        "pending",   // one of two
+        "disputed",  // one dispute, below the quorum of 2
+        "rejected",  // two disputes
+        "retracted", // by its author
+        "expired",   // confirmed, but past its expiry
+        "verified",  // confirmed, expiry in the future
+    ];
+    for node in &net.nodes {
+        for (id, want) in ids.iter().zip(expected) {
+            let shown = node.call("GET", &format!("/v1/entries/{id}"), Some(&node.matcher), None).await;
+            assert_eq!(shown.body["status"], want, "{} on {id}: {shown:?}", node.name);
+        }
+        for status in ["pending", "verified", "disputed", "rejected", "retracted", "expired"] {
+            let (listed, _) = list_all(node, &format!("status={status}")).await;
+            let mut want: Vec<String> =
+                ids.iter().zip(expected).filter(|(_, s)| *s == status).map(|(id, _)| id.clone()).collect();
+            want.sort();
+            assert_eq!(listed, want, "{} ?status={status}", node.name);
+        }
+    }
+    // A match after an entry's expiry asks for no action; a verified one for removal.
+    for (hash, action, status) in [(md5(6), "none", "expired"), (md5(7), "remove", "verified")] {
+        let matched =
+            c.call("POST", "/v1/match/hashes", Some(&c.matcher), Some(json!({ "hashes": [hash] }))).await;
+        assert_eq!(matched.status, 200, "{matched:?}");
+        assert_eq!(matched.body["results"][0]["hits"][0]["status"], status, "{matched:?}");
+        assert_eq!(matched.body["action"], action, "{matched:?}");
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_listed_by_category_and_author_page_by_page() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let mut drugs_by_a = Vec::new();
+    for n in 0..5 {
+        drugs_by_a.push(a.submit(&[&md5(n)], "drugs").await);
+    }
+    let csam_by_a = a.submit(&[&md5(10)], "csam").await;
+    let drugs_by_b = b.submit(&[&md5(11)], "drugs").await;
+    net.wait_converged(&[0, 1], 7).await.expect("converged");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let (all, pages) = list_all(b, "limit=1000").await;
+    let mut every = drugs_by_a.clone();
+    every.extend([csam_by_a.clone(), drugs_by_b.clone()]);
+    assert_eq!((all.clone(), pages), (sorted(every), 1), "in id order, one page");
+    let (paged, pages) = list_all(b, "limit=2").await;
+    assert_eq!((paged, pages), (all.clone(), 4), "7 entries, 2 a page");
+    let (paged, pages) = list_all(b, "limit=1").await;
+    assert_eq!((paged, pages), (all, 7));
+    let mut drugs = drugs_by_a.clone();
+    drugs.push(drugs_by_b.clone());
+    let (listed, pages) = list_all(b, "category=drugs&limit=3").await;
+    assert_eq!((listed, pages), (sorted(drugs), 2), "6 drugs entries, no empty last page");
+    let (listed, _) = list_all(b, "category=csam").await;
+    assert_eq!(listed, vec![csam_by_a.clone()]);
+    let (listed, pages) = list_all(b, &format!("author={}&category=drugs&limit=5", a.member)).await;
+    assert_eq!((listed, pages), (sorted(drugs_by_a.clone()), 1), "exactly full: no next cursor");
+    let (listed, _) = list_all(b, &format!("author={}", b.member)).await;
+    assert_eq!(listed, vec![drugs_by_b]);
+    // The page after the last entry is empty.
+    let last = sorted(drugs_by_a).pop().expect("one");
+    let (after, _) = list_all(b, &format!("author={}&cursor={last}", a.member)).await;
+    assert!(after.iter().all(|id| *id > last), "only ids after the cursor: {after:?}");
+    net.shutdown().await;
+}
+
+/// Every route that needs a token: without one it is 401; with a token of a weaker role it is
+/// 403 naming both roles; with a strong enough one it gets past authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_its_role() {
+    let (net, _) = one().await;
+    let n = &net.nodes[0];
+    // An id no entry has: the routes that act on an entry answer 404 once authorized, and
+    // nothing is voted on or retracted.
+    let id = "ab".repeat(32);
+    let routes = [
+        ("GET", "/v1/status".to_owned(), "Matcher"),
+        ("GET", "/metrics".to_owned(), "Matcher"),
+        ("GET", "/v1/peers".to_owned(), "Matcher"),
+        ("GET", "/v1/entries".to_owned(), "Matcher"),
+        ("POST", "/v1/entries".to_owned(), "Submitter"),
+        ("GET", format!("/v1/entries/{id}"), "Matcher"),
+        ("POST", format!("/v1/entries/{id}/votes"), "Admin"),
+        ("POST", format!("/v1/entries/{id}/retract"), "Admin"),
+        ("POST", "/v1/match/hashes".to_owned(), "Matcher"),
+        ("POST", "/v1/match".to_owned(), "Matcher"),
+        ("GET", format!("/v1/records?author={}", n.member), "Matcher"),
+        ("GET", "/v1/alerts".to_owned(), "Matcher"),
+    ];
+    let rank = |role: &str| ["Matcher", "Submitter", "Admin"].iter().position(|r| *r == role).expect("role");
+    let tokens = [
+        ("matcher", "Matcher", &n.matcher),
+        ("submitter", "Submitter", &n.submitter),
+        ("admin", "Admin", &n.admin),
+    ];
+    for (method, path, needed) in &routes {
+        // No body: a route past authorization refuses the (missing) body instead, so nothing
+        // is written by this test.
+        let r = n.call_raw(method, path, None, None, None).await;
+        assert_eq!(r.status, 401, "{method} {path} without a token: {r:?}");
+        assert!(r.error().contains("missing `Authorization: Bearer <token>`"), "{method} {path}: {r:?}");
+        let r = n.call_raw(method, path, Some("hm_not_a_token"), None, None).await;
+        assert_eq!((r.status, r.error()), (401, "unknown token"), "{method} {path}: {r:?}");
+        for (name, role, token) in tokens {
+            let r = n.call_raw(method, path, Some(token), None, None).await;
+            if rank(role) < rank(needed) {
+                assert_eq!(r.status, 403, "{method} {path} as {role}: {r:?}");
+                let want = format!("token \"{name}\" has role {role}; this call needs {needed}");
+                assert_eq!(r.error(), want, "{method} {path}: {r:?}");
+            } else {
+                assert!(![401, 403].contains(&r.status), "{method} {path} as {role}: {r:?}");
+            }
+        }
+    }
+    // Open routes.
+    for path in ["/healthz", "/openapi.json"] {
+        assert_eq!(n.call_raw("GET", path, None, None, None).await.status, 200, "{path}");
+    }
     net.shutdown().await;
 }

@@ -50,13 +50,7 @@ fn png_fixtures_match_reference_exactly() {
         let (got, variants) = hash_fixture(f);
         assert_eq!(got.hash.to_hex(), f.hash, "{}: hash", f.file);
         assert_eq!(got.hash.distance(&parse(&f.hash)), 0, "{}: distance", f.file);
-        assert!(
-            got.quality.abs_diff(f.quality) <= 2,
-            "{}: quality {} vs reference {}",
-            f.file,
-            got.quality,
-            f.quality
-        );
+        assert_eq!(got.quality, f.quality, "{}: quality", f.file);
         assert_eq!(f.dihedral.len(), 8, "{}: fixture dihedral count", f.file);
         for (k, (ours, theirs)) in variants.iter().zip(&f.dihedral).enumerate() {
             assert_eq!(&ours.to_hex(), theirs, "{}: dihedral variant {k}", f.file);
