@@ -1,5 +1,14 @@
 //! What each verb does.
 
+/// Like `println!`, but a closed stdout (`hashmesh entries | head`) ends the output quietly
+/// instead of panicking: the reader has what it wanted.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -32,11 +41,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&serde_json::json!({ "key_file": out, "member": member, "peer_id": peer }));
             } else {
-                println!("wrote {} (keep it secret; mode 0600)", out.display());
-                println!("member key: {member}");
-                println!("peer id:    {peer}");
-                println!("send both to the federation; once the manifest lists them:");
-                println!("  hashmesh init --key {} --manifest federation.toml", out.display());
+                say!("wrote {} (keep it secret; mode 0600)", out.display());
+                say!("member key: {member}");
+                say!("peer id:    {peer}");
+                say!("send both to the federation; once the manifest lists them:");
+                say!("  hashmesh init --key {} --manifest federation.toml", out.display());
             }
             Ok(())
         }
@@ -51,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 for p in &list.peers {
-                    println!(
+                    say!(
                         "{} {:<10} {:<28} received {:<6} sent {:<6} rejects {:<3} {}",
                         p.peer_id,
                         p.member.as_deref().unwrap_or("?"),
@@ -125,7 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     print_json(&records);
                 } else {
                     for r in records {
-                        println!("{} seq {} {}", r.id, r.seq, r.bytes);
+                        say!("{} seq {} {}", r.id, r.seq, r.bytes);
                     }
                 }
                 Ok(())
@@ -137,7 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => say!("{text}"),
         Err(e) => eprintln!("error: cannot print JSON: {e}"),
     }
 }
@@ -165,14 +174,14 @@ fn report_init(dir: &Path, done: &Initialised, json: bool) {
         print_json(&serde_json::json!({ "data_dir": dir, "member": done.member, "tokens": tokens }));
         return;
     }
-    println!("initialised {}", dir.display());
-    println!("member key: {}", done.member);
+    say!("initialised {}", dir.display());
+    say!("member key: {}", done.member);
     for t in &done.tokens {
-        println!("{:<9} token: {}", t.name, t.token);
+        say!("{:<9} token: {}", t.name, t.token);
     }
-    println!("(tokens are also in {}, mode 0600)", dir.join(super::init::TOKENS_FILE).display());
+    say!("(tokens are also in {}, mode 0600)", dir.join(super::init::TOKENS_FILE).display());
     if !done.in_manifest {
-        println!(
+        say!(
             "note: the manifest does not list this member: `run` will refuse to start; use the key the manifest lists (--key), or send this key to the federation"
         );
     }
@@ -196,9 +205,9 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
         config.rpc.listen = listen;
     }
     let node = crate::RunningNode::start(dir, config).await?;
-    println!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr());
+    say!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr());
     shutdown_signal().await?;
-    println!("shutting down");
+    say!("shutting down");
     node.shutdown().await;
     Ok(())
 }
@@ -208,12 +217,12 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
         print_json(s);
         return Ok(());
     }
-    println!("federation  {} (epoch {})", s.federation, s.epoch);
-    println!("member      {} {}", s.member_name.as_deref().unwrap_or("?"), s.member);
+    say!("federation  {} (epoch {})", s.federation, s.epoch);
+    say!("member      {} {}", s.member_name.as_deref().unwrap_or("?"), s.member);
     if let Some(p) = &s.peer_id {
-        println!("peer id     {p}");
+        say!("peer id     {p}");
     }
-    println!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
+    say!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
     let own_log = match s.own_log.as_str() {
         "confirmed" => "confirmed by peers; writes accepted",
         "waiting" => "checking with peers before accepting writes",
@@ -221,22 +230,17 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
         "unconfirmed" => "no peer reachable; writes accepted unconfirmed (p2p.start_unconfirmed)",
         other => other,
     };
-    println!("own log     {own_log}");
-    println!("digest      {} (identical at {} peer(s))", s.digest, s.in_sync_with.len());
+    say!("own log     {own_log}");
+    say!("digest      {} (identical at {} peer(s))", s.digest, s.in_sync_with.len());
     if s.refused_connections > 0 {
-        println!("refused     {} connection(s) from peers not in the manifest", s.refused_connections);
+        say!("refused     {} connection(s) from peers not in the manifest", s.refused_connections);
     }
     for log in &s.logs {
         let fork = log.forked_at.map(|f| format!("  FORKED at seq {f}")).unwrap_or_default();
-        println!(
-            "  log {} {:<12} seq {}{fork}",
-            log.author.short(),
-            log.name.as_deref().unwrap_or("?"),
-            log.seq
-        );
+        say!("  log {} {:<12} seq {}{fork}", log.author.short(), log.name.as_deref().unwrap_or("?"), log.seq);
     }
     for m in &s.equivocators {
-        println!(
+        say!(
             "EQUIVOCATION by member {m}: its votes no longer count and its entries are disputed (GET /v1/alerts has the proof)"
         );
     }
@@ -247,7 +251,7 @@ fn print_written(what: &str, w: &Written, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(w);
     } else {
-        println!("{what} {} written (seq {})", w.id, w.seq);
+        say!("{what} {} written (seq {})", w.id, w.seq);
     }
     Ok(())
 }
@@ -308,13 +312,13 @@ fn list_entries(c: &Client, args: &EntriesArgs, json: bool) -> anyhow::Result<()
         print_entry(e, false);
     }
     if let Some(next) = page.next_cursor {
-        println!("more: --cursor {next}");
+        say!("more: --cursor {next}");
     }
     Ok(())
 }
 
 fn print_entry(e: &EntryView, full: bool) {
-    println!(
+    say!(
         "{} {:<9} {:<16} by {} ({} votes) -> {:?}",
         e.id,
         e.status.name(),
@@ -325,16 +329,16 @@ fn print_entry(e: &EntryView, full: bool) {
     );
     if full {
         for fp in &e.fingerprints {
-            println!("  {fp}");
+            say!("  {fp}");
         }
         for link in &e.links {
-            println!("  link {link}");
+            say!("  link {link}");
         }
         if let Some(note) = &e.note {
-            println!("  note {note}");
+            say!("  note {note}");
         }
         for v in &e.votes {
-            println!("  vote {:?} by {}", v.verdict, v.member_name.as_deref().unwrap_or("?"));
+            say!("  vote {:?} by {}", v.verdict, v.member_name.as_deref().unwrap_or("?"));
         }
     }
 }
@@ -367,16 +371,16 @@ fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
 }
 
 fn print_match(what: &str, response: &MatchResponse) {
-    println!("{what}: action {:?}", response.action);
+    say!("{what}: action {:?}", response.action);
     if let Some(e) = &response.image_error {
-        println!("  warning: {e}");
+        say!("  warning: {e}");
     }
     for r in &response.results {
         if let Some(why) = &r.skipped {
-            println!("  {} not matched: {why}", r.hash);
+            say!("  {} not matched: {why}", r.hash);
         }
         for h in &r.hits {
-            println!(
+            say!(
                 "  {} -> entry {} {} {} distance {} -> {:?}",
                 r.hash,
                 h.entry,
@@ -388,7 +392,7 @@ fn print_match(what: &str, response: &MatchResponse) {
         }
     }
     if response.results.iter().all(|r| r.hits.is_empty()) {
-        println!("  no match");
+        say!("  no match");
     }
 }
 
@@ -397,12 +401,12 @@ fn hash_files(files: &[std::path::PathBuf], urls: &[String], json: bool) -> anyh
     for url in urls {
         let fp = hashers::url::fingerprint(url)?;
         if json {
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({ "url": url, "fingerprints": [{ "kind": fp.kind(), "value": fp.value_hex() }] })
             );
         } else {
-            println!("{fp}");
+            say!("{fp}");
         }
     }
     for file in files {
@@ -422,14 +426,14 @@ fn hash_files(files: &[std::path::PathBuf], urls: &[String], json: bool) -> anyh
                         v
                     })
                     .collect();
-                println!("{}", serde_json::json!({ "file": file, "fingerprints": fps }));
+                say!("{}", serde_json::json!({ "file": file, "fingerprints": fps }));
             }
             Ok(hashed) => {
                 for c in hashed.computed {
                     match (c.quality, &c.skipped) {
-                        (Some(q), Some(why)) => println!("{}  quality={q} ({why})", c.fingerprint),
-                        (Some(q), None) => println!("{}  quality={q}", c.fingerprint),
-                        _ => println!("{}", c.fingerprint),
+                        (Some(q), Some(why)) => say!("{}  quality={q} ({why})", c.fingerprint),
+                        (Some(q), None) => say!("{}  quality={q}", c.fingerprint),
+                        _ => say!("{}", c.fingerprint),
                     }
                 }
             }
