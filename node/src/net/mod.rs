@@ -2,7 +2,10 @@
 //! catch-up sync for exactness.
 //!
 //! One task (the [`event_loop`]) owns the swarm; everything else talks to it through a
-//! [`Client`] that sends [`Command`]s over a bounded channel, with oneshot replies.
+//! [`Client`] that sends [`Command`]s over a bounded channel, with oneshot replies. What to
+//! fetch from whom is decided by the I/O-free [`Engine`](crate::sync::Engine); what peers
+//! send is verified and stored by the [`ingest`] stages. The network sees the replica only
+//! through [`ReplicaHandle`].
 
 mod behaviour;
 mod event_loop;

@@ -25,8 +25,8 @@ impl Buffer {
     }
 
     /// Keeps `record` until its author's log reaches it. A second, different record at a
-    /// position already held is not kept here: once the first is stored, sync finds the
-    /// conflict and the store keeps it as evidence.
+    /// position already held is not kept here: once the first is stored, gossip or sync
+    /// brings the second again, and the replica turns the pair into a proof of equivocation.
     pub(crate) fn insert(&mut self, record: Record) {
         let log = self.by_author.entry(record.author()).or_default();
         let size = record.bytes().len();
