@@ -24,6 +24,7 @@ mod error;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use hashmesh_protocol::{EquivocationProof, MemberId, Record, RecordId};
 
@@ -63,10 +64,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`, and checks it belongs to `federation` and
     /// `member`: a data dir is never silently shared between identities.
     pub fn open(dir: &Path, federation: &str, member: MemberId) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| StoreError::Open { path: dir.to_owned(), source: e })?;
+        let db = open_db(dir)?;
         let store = Self {
             records: db.open_tree("records")?,
             proofs: db.open_tree("proofs")?,
@@ -223,6 +221,27 @@ impl Store {
             out.push(bytes.to_vec());
         }
         Ok(out)
+    }
+}
+
+/// How long to wait for sled's file lock. sled releases it from a background thread after the
+/// last handle on a store is dropped, so a node restarted in the same process (the test
+/// harness, an operator's embedding) can find it still held for a moment. Another process
+/// holding it is still reported — after this long.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(source) => return Err(StoreError::Open { path: dir.to_owned(), source }),
+        }
     }
 }
 

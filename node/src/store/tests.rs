@@ -44,20 +44,8 @@ fn open(dir: &Path, member: MemberId) -> Store {
     reopen(dir, "fed", member)
 }
 
-/// Opens the store, waiting a little if the last handle on it was only just dropped: sled
-/// releases its file lock from a background thread, so an open right after a drop can find
-/// the lock still held.
 fn reopen(dir: &Path, federation: &str, member: MemberId) -> Store {
-    for _ in 0..100 {
-        match Store::open(dir, federation, member) {
-            Ok(store) => return store,
-            Err(StoreError::Open { source, .. }) if source.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("store opens: {e}"),
-        }
-    }
-    panic!("the store at {} stayed locked for 2 s", dir.display())
+    Store::open(dir, federation, member).expect("store opens")
 }
 
 fn load(store: &Store) -> (Vec<Record>, Vec<EquivocationProof>, BTreeMap<MemberId, Head>) {
