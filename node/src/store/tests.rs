@@ -186,3 +186,21 @@ fn a_record_filed_under_another_key_is_reported_corrupt() {
     let err = store.load(|_| {}).expect_err("garbage");
     assert!(err.to_string().contains("stored record does not decode"), "{err}");
 }
+
+#[test]
+fn a_store_held_open_is_refused_after_a_bounded_wait_and_freed_on_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let member = Log::new(1).member();
+    let held = open(dir.path(), member);
+    let t = std::time::Instant::now();
+    let err = Store::open(dir.path(), "fed", member).err().map(|e| e.to_string()).unwrap_or_default();
+    let waited = t.elapsed();
+    assert!(err.contains("another hashmesh process"), "says what to check: {err}");
+    assert!(
+        waited >= LOCK_WAIT && waited < LOCK_WAIT * 3,
+        "waited {waited:?} for the lock, not forever or not at all"
+    );
+    drop(held);
+    // Once closed, the store opens again (sled lets go of its lock from a background thread).
+    drop(open(dir.path(), member));
+}
