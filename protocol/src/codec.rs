@@ -11,7 +11,7 @@
 //! entry    = n:u8 (kind:u8 len:u8 value)*n category:str8 n:u8 link:str16*n note:opt(str16) expires:opt(u64)
 //! vote     = entry:[32] verdict:u8 reason:opt(str16) reviewer:opt(str8)
 //! retract  = entry:[32] reason:opt(str16)
-//! membership = epoch:u64 manifest:str16
+//! membership = epoch:u64 changes:str16 (TOML of the proposed changes)
 //! opt(x)   = 0 | 1 x
 //! ```
 
@@ -34,8 +34,8 @@ pub const MAX_LINK_LEN: usize = 2 * 1024;
 pub const MAX_NOTE_LEN: usize = 4 * 1024;
 /// Longest reviewer name.
 pub const MAX_REVIEWER_LEN: usize = 128;
-/// Longest manifest text in a membership record.
-pub const MAX_MANIFEST_LEN: usize = 48 * 1024;
+/// Longest change text in a membership record.
+pub const MAX_CHANGES_LEN: usize = 48 * 1024;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -94,7 +94,7 @@ pub(crate) fn encode_unsigned(r: &UnsignedRecord) -> Result<Vec<u8>, DecodeError
         Body::Membership(m) => {
             w.u8(4);
             w.u64(m.epoch);
-            w.str16("manifest", &m.manifest, MAX_MANIFEST_LEN)?;
+            w.str16("changes", &m.changes, MAX_CHANGES_LEN)?;
         }
     }
     if w.0.len() + SIGNATURE_LEN > MAX_RECORD_SIZE {
@@ -134,7 +134,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(UnsignedRecord, [u8; 64]), DecodeE
         }),
         4 => Body::Membership(Membership {
             epoch: r.u64("epoch")?,
-            manifest: r.str16("manifest", MAX_MANIFEST_LEN)?,
+            changes: r.str16("changes", MAX_CHANGES_LEN)?,
         }),
         tag => return Err(DecodeError::UnknownTag { field: "body", tag }),
     };

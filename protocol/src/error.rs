@@ -74,6 +74,19 @@ pub enum ValidationError {
     /// The author is not a member of the federation.
     #[error("author {0} is not a member of this federation")]
     NotMember(MemberId),
+    /// The author's key was retired (removed or rotated) and its log ended before this record.
+    #[error("author {author} was retired in epoch {epoch}: its log ends at seq {last_seq}")]
+    Retired {
+        /// The retired key.
+        author: MemberId,
+        /// The epoch that retired it.
+        epoch: u64,
+        /// The last seq that counts.
+        last_seq: u64,
+    },
+    /// A membership record's changes do not parse.
+    #[error("membership changes are not valid: {0}")]
+    BadChanges(String),
     /// `seq` 0 is never used.
     #[error("sequence numbers start at 1")]
     ZeroSeq,

@@ -19,13 +19,16 @@
 //! peers = ["12D3KooW…"]              # libp2p peer ids of the member's nodes
 //! addresses = ["/ip4/192.0.2.1/tcp/7700"]
 //! ```
+//!
+//! Manifests of later epochs also list the keys that left (`[[retired]]`): a removed member's
+//! key, or a member's key before a rotation, with the last seq of its log that counts.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Policy;
-use crate::{Category, MemberId};
+use crate::policy::{Former, Policy};
+use crate::{Category, MemberId, ValidationError};
 
 /// Default Hamming distance up to which two PDQ hashes match (the industry's usual 31).
 pub const DEFAULT_PDQ_MAX_DISTANCE: u32 = 31;
@@ -43,6 +46,28 @@ pub struct Manifest {
     pub policy: PolicyParams,
     /// The members.
     pub members: Vec<MemberInfo>,
+    /// Keys no longer in use: their logs end at `last_seq`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredKey>,
+}
+
+/// A key that left the federation, by removal or by rotation, in some epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// The key.
+    pub key: MemberId,
+    /// The member it belonged to.
+    pub name: String,
+    /// The last seq of its log that counts; later records are refused on every node.
+    pub last_seq: u64,
+    /// The epoch that retired it.
+    pub epoch: u64,
+    /// The member's key now, if the key was rotated; none if the member was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<MemberId>,
+    /// Whether its votes still count (always for a rotated key; as the removal said otherwise).
+    pub votes_count: bool,
 }
 
 /// One member of the federation.
@@ -109,7 +134,7 @@ impl Manifest {
         *blake3::hash(self.to_toml().as_bytes()).as_bytes()
     }
 
-    fn check(&self) -> Result<(), ManifestError> {
+    pub(crate) fn check(&self) -> Result<(), ManifestError> {
         let rule = |m: String| Err(ManifestError::Rule(m));
         if self.name.is_empty()
             || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -136,18 +161,23 @@ impl Manifest {
             }
         }
         let n = self.members.len() as u32;
+        let mut retired = BTreeSet::new();
+        for r in &self.retired {
+            if keys.contains(&r.key) || !retired.insert(r.key) {
+                return rule(format!("key {} is retired and cannot be listed again", r.key));
+            }
+        }
         if let Some(q) = self.policy.resolution_quorum
             && (q == 0 || q > n)
         {
             return rule(format!("resolution_quorum {q} must be between 1 and the member count {n}"));
         }
         if let Some(c) = self.policy.confirmations_required
-            && n > 1
-            && (c == 0 || c >= n)
+            && (c == 0 || c > (n - 1).max(1))
         {
             return rule(format!(
-                "confirmations_required {c} must be between 1 and {} (0 would verify every entry unreviewed)",
-                n - 1
+                "confirmations_required {c} must be between 1 and {} (0 would verify every entry unreviewed; more than the other members could never be reached)",
+                (n - 1).max(1)
             ));
         }
         if self.policy.pdq_max_distance.is_some_and(|d| d > 128) {
@@ -161,9 +191,29 @@ impl Manifest {
         self.members.iter().find(|m| m.key == *key)
     }
 
-    /// Whether `key` is a member.
+    /// Whether `key` is a member now.
     pub fn is_member(&self, key: &MemberId) -> bool {
         self.member(key).is_some()
+    }
+
+    /// The retired key `key`, if it is one.
+    pub fn retired_key(&self, key: &MemberId) -> Option<&RetiredKey> {
+        self.retired.iter().find(|r| r.key == *key)
+    }
+
+    /// Whether a record at `seq` in `author`'s log counts: the author is a member, or a
+    /// retired key and `seq` is not past the end of its log.
+    pub fn accepts(&self, author: &MemberId, seq: u64) -> Result<(), ValidationError> {
+        if self.is_member(author) {
+            return Ok(());
+        }
+        match self.retired_key(author) {
+            Some(r) if seq <= r.last_seq => Ok(()),
+            Some(r) => {
+                Err(ValidationError::Retired { author: *author, epoch: r.epoch, last_seq: r.last_seq })
+            }
+            None => Err(ValidationError::NotMember(*author)),
+        }
     }
 
     /// The member a libp2p peer id (as text) belongs to.
@@ -184,15 +234,22 @@ impl Manifest {
         self.policy.pdq_max_distance.unwrap_or(DEFAULT_PDQ_MAX_DISTANCE)
     }
 
-    /// The policy numbers with defaults filled in.
+    /// The policy numbers with defaults filled in. A lone member's entries stay pending: no
+    /// entry is verified by its author alone.
     pub fn policy(&self) -> Policy {
         let n = self.members.len();
         Policy {
             members: self.members.iter().map(|m| m.key).collect(),
+            former: self
+                .retired
+                .iter()
+                .filter(|r| r.votes_count)
+                .map(|r| (r.key, Former { member: r.successor.unwrap_or(r.key), retired_at: r.epoch }))
+                .collect(),
             confirmations_required: self
                 .policy
                 .confirmations_required
-                .map_or(2.min(n.saturating_sub(1)), |c| c as usize),
+                .map_or(2.min(n.saturating_sub(1)).max(1), |c| c as usize),
             resolution_quorum: self.policy.resolution_quorum.map_or(n / 2 + 1, |q| q as usize),
             forked: std::collections::BTreeSet::new(),
         }

@@ -107,8 +107,10 @@ pub enum Action {
 /// The numbers the policy applies, taken from the federation manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// Current members.
+    /// Current members' keys.
     pub members: BTreeSet<MemberId>,
+    /// Retired keys whose votes still count, each for the member it belongs to now.
+    pub former: BTreeMap<MemberId, Former>,
     /// Confirmations from members other than the author that make an undisputed entry verified.
     pub confirmations_required: usize,
     /// Members that must have voted before a dispute is resolved.
@@ -117,6 +119,32 @@ pub struct Policy {
     /// Their votes stop counting and their entries are held as disputed, on every node that
     /// holds the proof, until a membership epoch removes or clears them.
     pub forked: BTreeSet<MemberId>,
+}
+
+/// A retired key whose votes still count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Former {
+    /// Whom its votes count for: the member's current key after a rotation, or the key itself
+    /// for a removed member.
+    pub member: MemberId,
+    /// The epoch that retired it: of one member's votes, one by a later key wins.
+    pub retired_at: u64,
+}
+
+impl Policy {
+    /// Whom a vote signed by `key` counts for, and its rank among that member's keys (the
+    /// current key ranks above every retired one); `None` if its votes do not count.
+    fn voter(&self, key: &MemberId) -> Option<(MemberId, u64)> {
+        if self.members.contains(key) {
+            return Some((*key, u64::MAX));
+        }
+        self.former.get(key).map(|f| (f.member, f.retired_at))
+    }
+
+    /// The member a key stands for: itself, or the member a retired key belonged to.
+    pub fn identity(&self, key: &MemberId) -> MemberId {
+        self.former.get(key).map_or(*key, |f| f.member)
+    }
 }
 
 /// What is known about one entry: its author, expiry, retraction and each member's latest vote.
@@ -174,13 +202,17 @@ impl EntryVotes {
 
     /// The status under `policy` at time `now_ms`.
     ///
+    /// Votes count per member, not per key: a member's votes under a retired key count for it
+    /// (when the manifest says so), and of one member's votes the one by its latest key wins.
     /// Votes from the author, from non-members and from forked members do not count. The
     /// quorum is capped at the number of members who may vote (everyone but the author), so a
-    /// dispute in a small federation can always be resolved. A forked author's entries are
-    /// `Disputed` whatever else is known of them: a key that signs two histories cannot be
-    /// trusted on either, so its entries go to human review until the federation decides.
+    /// dispute in a small federation can always be resolved; no entry is verified without at
+    /// least one confirmation. A forked author's entries are `Disputed` whatever else is known
+    /// of them: a key that signs two histories cannot be trusted on either, so its entries go
+    /// to human review until the federation decides.
     pub fn status(&self, policy: &Policy, now_ms: u64) -> Status {
-        if policy.forked.contains(&self.author) {
+        let author = policy.identity(&self.author);
+        if policy.forked.contains(&author) {
             return Status::Disputed;
         }
         if self.retracted {
@@ -189,19 +221,27 @@ impl EntryVotes {
         if self.expires_at.is_some_and(|t| now_ms >= t) {
             return Status::Expired;
         }
-        let (mut confirms, mut disputes) = (0usize, 0usize);
-        for (voter, (_, verdict)) in &self.votes {
-            if *voter == self.author || !policy.members.contains(voter) || policy.forked.contains(voter) {
-                continue;
+        let counted = self.votes.iter().filter_map(|(key, (seq, verdict))| {
+            let (member, rank) = policy.voter(key)?;
+            (member != author && !policy.forked.contains(&member)).then_some((member, (rank, *seq), *verdict))
+        });
+        let (confirms, disputes) = if policy.former.is_empty() {
+            // Every key is its own member: one vote each, no map needed on the matching path.
+            tally(counted.map(|(_, _, verdict)| verdict))
+        } else {
+            // Of one member's votes under several keys, its latest key's (then latest seq's).
+            let mut latest: BTreeMap<MemberId, ((u64, u64), Verdict)> = BTreeMap::new();
+            for (member, order, verdict) in counted {
+                let slot = latest.entry(member).or_insert((order, verdict));
+                if order > slot.0 {
+                    *slot = (order, verdict);
+                }
             }
-            match verdict {
-                Verdict::Confirm => confirms += 1,
-                Verdict::Dispute => disputes += 1,
-            }
-        }
-        let eligible = policy.members.iter().filter(|m| **m != self.author).count();
+            tally(latest.into_values().map(|(_, verdict)| verdict))
+        };
+        let eligible = policy.members.iter().filter(|m| **m != author).count();
         if disputes == 0 {
-            let needed = policy.confirmations_required.min(eligible);
+            let needed = policy.confirmations_required.min(eligible).max(1);
             return if confirms >= needed { Status::Verified } else { Status::Pending };
         }
         let quorum = policy.resolution_quorum.min(eligible).max(1);
@@ -213,6 +253,14 @@ impl EntryVotes {
             Status::Rejected
         }
     }
+}
+
+/// Confirms and disputes among `verdicts`.
+fn tally(verdicts: impl Iterator<Item = Verdict>) -> (usize, usize) {
+    verdicts.fold((0, 0), |(c, d), v| match v {
+        Verdict::Confirm => (c + 1, d),
+        Verdict::Dispute => (c, d + 1),
+    })
 }
 
 #[cfg(test)]

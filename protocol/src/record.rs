@@ -101,14 +101,16 @@ pub struct Retract {
     pub reason: Option<String>,
 }
 
-/// A member endorses the federation manifest of a new epoch. The manifest takes effect once a
-/// majority of the previous epoch's members have endorsed the same text.
+/// A member proposes, or approves, changes to the federation for a new epoch. The first such
+/// record names a proposal; a record with the same epoch and the same text approves it. The
+/// changes take effect once a majority of the previous epoch's members have approved them
+/// (see [`governance`](crate::governance)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
-    /// The epoch of the endorsed manifest.
+    /// The epoch the changes make.
     pub epoch: u64,
-    /// The manifest, as TOML text.
-    pub manifest: String,
+    /// The changes, as TOML text ([`Changes`](crate::Changes)).
+    pub changes: String,
 }
 
 /// What a record says.
@@ -121,7 +123,7 @@ pub enum Body {
     Vote(Vote),
     /// A retraction of the author's own entry.
     Retract(Retract),
-    /// An endorsement of a new federation manifest.
+    /// A proposal or approval of changes to the federation.
     Membership(Membership),
 }
 

@@ -9,10 +9,11 @@ fn member(n: u8) -> MemberId {
 fn policy(n: u8) -> Policy {
     let members: BTreeSet<MemberId> = (1..=n).map(member).collect();
     Policy {
-        confirmations_required: 2.min(members.len() - 1),
+        confirmations_required: 2.min(members.len() - 1).max(1),
         resolution_quorum: members.len() / 2 + 1,
         members,
         forked: BTreeSet::new(),
+        former: BTreeMap::new(),
     }
 }
 
@@ -180,7 +181,13 @@ fn forked_voter_is_ignored() {
 #[test]
 fn quorum_and_confirmations_are_capped_at_the_voters() {
     let members: BTreeSet<MemberId> = (1..=3).map(member).collect();
-    let p = Policy { members, confirmations_required: 9, resolution_quorum: 9, forked: BTreeSet::new() };
+    let p = Policy {
+        members,
+        confirmations_required: 9,
+        resolution_quorum: 9,
+        forked: BTreeSet::new(),
+        former: BTreeMap::new(),
+    };
     let mut e = EntryVotes::new(member(1), None);
     e.add_vote(member(2), 1, Verdict::Confirm);
     assert_eq!(e.status(&p, 0), Status::Pending);
@@ -193,7 +200,13 @@ fn quorum_and_confirmations_are_capped_at_the_voters() {
 
     // The author is not among the voters: with 3 members and quorum 3, two voters resolve.
     let members: BTreeSet<MemberId> = (1..=3).map(member).collect();
-    let p = Policy { members, confirmations_required: 2, resolution_quorum: 3, forked: BTreeSet::new() };
+    let p = Policy {
+        members,
+        confirmations_required: 2,
+        resolution_quorum: 3,
+        forked: BTreeSet::new(),
+        former: BTreeMap::new(),
+    };
     let mut e = EntryVotes::new(member(1), None);
     e.add_vote(member(1), 1, Verdict::Confirm);
     e.add_vote(member(2), 1, Verdict::Dispute);

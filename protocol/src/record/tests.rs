@@ -85,7 +85,7 @@ fn body() -> impl Strategy<Value = Body> {
     let retract = (any::<[u8; 32]>(), proptest::option::of(text(30)))
         .prop_map(|(entry, reason)| Body::Retract(Retract { entry: RecordId(entry), reason }));
     let membership =
-        (1u64..10, text(100)).prop_map(|(epoch, manifest)| Body::Membership(Membership { epoch, manifest }));
+        (1u64..10, text(100)).prop_map(|(epoch, changes)| Body::Membership(Membership { epoch, changes }));
     prop_oneof![entry, vote, retract, membership]
 }
 
@@ -237,7 +237,7 @@ fn wire_format_is_pinned() {
         reviewer: None,
     });
     let retract = Body::Retract(Retract { entry: RecordId([0xef; 32]), reason: Some("duplicate".into()) });
-    let membership = Body::Membership(Membership { epoch: 2, manifest: "name = \"f\"".into() });
+    let membership = Body::Membership(Membership { epoch: 2, changes: "name = \"f\"".into() });
 
     let cases = [
         (
@@ -313,7 +313,7 @@ fn wire_format_is_pinned() {
             [
                 "04",                                       // body: membership
                 "0000000000000002",                         // epoch
-                &format!("000a {}", ascii("name = \"f\"")), // manifest
+                &format!("000a {}", ascii("name = \"f\"")), // changes
             ]
             .concat(),
             "4df41159648c57949254dbd80827b57a889b838462c24006eba4b580f999735821ce59c4860c9e88ce74895f36903c38064620af886a2be329694e15718f440e",
@@ -423,7 +423,7 @@ fn body_target_names_the_entry_voted_on_or_retracted() {
         Body::Retract(Retract { entry: RecordId([2; 32]), reason: None }).target(),
         Some(RecordId([2; 32]))
     );
-    assert_eq!(Body::Membership(Membership { epoch: 1, manifest: String::new() }).target(), None);
+    assert_eq!(Body::Membership(Membership { epoch: 1, changes: String::new() }).target(), None);
 }
 
 #[test]

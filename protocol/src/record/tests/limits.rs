@@ -47,9 +47,9 @@ fn probes() -> [Probe; 8] {
         },
         Probe { field: "reviewer", limit: 128, body: |n| vote(|v| v.reviewer = Some("a".repeat(n))) },
         Probe {
-            field: "manifest",
+            field: "changes",
             limit: 48 * 1024,
-            body: |n| Body::Membership(Membership { epoch: 2, manifest: "m".repeat(n) }),
+            body: |n| Body::Membership(Membership { epoch: 2, changes: "m".repeat(n) }),
         },
     ]
 }

@@ -78,7 +78,7 @@ pub(super) fn unsigned_with_category(r: &UnsignedRecord, category: Option<&str>)
         Body::Membership(m) => {
             w.u8(4);
             w.u64(m.epoch);
-            w.str16(&m.manifest);
+            w.str16(&m.changes);
         }
     }
     w.0
