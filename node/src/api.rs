@@ -1,7 +1,8 @@
 //! The JSON shapes of the RPC, shared by the server (`rpc`) and its client (the CLI).
 
 use hashmesh_protocol::{
-    Action, Category, Fingerprint, FingerprintKind, MemberId, RecordId, Status, Verdict,
+    Action, Category, Changes, Fingerprint, FingerprintKind, Manifest, MemberId, MemberInfo, PolicyParams,
+    ProposalId, RecordId, Status, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -295,4 +296,125 @@ pub struct ErrorBody {
 pub struct PeerList {
     /// Every member peer this node knows, connected or not.
     pub peers: Vec<crate::net::PeerView>,
+}
+
+/// `POST /v1/membership/proposals`: changes for the next epoch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeChanges {
+    /// The epoch the changes make; if given, it must be the next one (a guard against
+    /// proposing on a stale view).
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    /// Members to add.
+    #[serde(default)]
+    pub add: Vec<MemberInfo>,
+    /// Members to remove.
+    #[serde(default)]
+    pub remove: Vec<RemoveMember>,
+    /// Members whose key, peer ids or addresses change.
+    #[serde(default)]
+    pub rotate: Vec<RotateMember>,
+    /// New policy numbers (all of them: an absent number takes its default).
+    #[serde(default)]
+    pub policy: Option<PolicyParams>,
+}
+
+/// A member to remove.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMember {
+    /// Its key.
+    pub key: MemberId,
+    /// The last seq of its log that counts (default: the last this node holds).
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Whether its votes keep counting (default false).
+    #[serde(default)]
+    pub votes_count: bool,
+}
+
+/// A member's new key, peer ids or addresses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateMember {
+    /// The member, by its current key.
+    pub member: MemberId,
+    /// Its new signing key.
+    #[serde(default)]
+    pub key: Option<MemberId>,
+    /// The last seq of the old key's log (default: the last this node holds).
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Its nodes' peer ids, replacing the list.
+    #[serde(default)]
+    pub peers: Option<Vec<String>>,
+    /// Its nodes' addresses, replacing the list.
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
+}
+
+/// A membership record just written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposalWritten {
+    /// The proposal.
+    pub proposal: ProposalId,
+    /// The epoch it would make.
+    pub epoch: u64,
+    /// The record written (this member's approval).
+    pub record: Written,
+}
+
+/// `GET /v1/membership`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipView {
+    /// The epoch in force.
+    pub epoch: u64,
+    /// blake3 of the manifest in force, hex: equal on nodes that agree on the membership.
+    pub digest: String,
+    /// The manifest in force.
+    pub manifest: Manifest,
+    /// Approvals a proposal for the next epoch needs (a strict majority of the members).
+    pub majority: usize,
+    /// Proposals not yet in effect.
+    pub pending: Vec<ProposalView>,
+    /// Every epoch from genesis, with the proposal and approvals that made it.
+    pub history: Vec<EpochView>,
+}
+
+/// A proposal and who approved it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposalView {
+    /// Its id.
+    pub id: ProposalId,
+    /// The epoch it would make.
+    pub epoch: u64,
+    /// The changes.
+    pub changes: Changes,
+    /// Members that signed a record for it.
+    pub approvals: Vec<ApprovalView>,
+}
+
+/// One member's approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalView {
+    /// The member's key.
+    pub member: MemberId,
+    /// Its name.
+    pub name: Option<String>,
+    /// The seq of its record.
+    pub seq: u64,
+    /// The record's id.
+    pub record: RecordId,
+}
+
+/// An epoch of the chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochView {
+    /// The epoch.
+    pub epoch: u64,
+    /// The proposal that made it (none for genesis).
+    pub proposal: Option<ProposalId>,
+    /// The approvals held for it.
+    pub approvals: Vec<ApprovalView>,
 }

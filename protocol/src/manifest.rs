@@ -196,6 +196,11 @@ impl Manifest {
         self.member(key).is_some()
     }
 
+    /// Every key whose log counts: the members' and the retired ones'.
+    pub fn log_keys(&self) -> BTreeSet<MemberId> {
+        self.members.iter().map(|m| m.key).chain(self.retired.iter().map(|r| r.key)).collect()
+    }
+
     /// The retired key `key`, if it is one.
     pub fn retired_key(&self, key: &MemberId) -> Option<&RetiredKey> {
         self.retired.iter().find(|r| r.key == *key)

@@ -228,45 +228,36 @@ impl TestNet {
                     addresses: vec![],
                 })
                 .collect(),
+            retired: Vec::new(),
         };
         let outsider = !extra.is_empty();
         manifest.members.extend(extra);
         let mut nodes = Vec::new();
         for (key, info) in keys.into_iter().zip(manifest.members.clone()) {
-            let dir = tempfile::tempdir()?;
-            let mut config = Config::default();
-            config.rpc.listen = "127.0.0.1:0".parse()?;
-            config.rpc.max_body_bytes = 1024 * 1024;
-            config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-            // A stalled sync request fails this soon, so scenarios with a stalling peer end.
-            config.p2p.request_timeout = Duration::from_secs(5);
-            if outsider {
-                // The outsider's "peers" never answer it: let it write on its own at once.
-                config.p2p.own_log_timeout = Duration::ZERO;
-                config.p2p.start_unconfirmed = true;
-            }
-            let done = init(
-                dir.path(),
-                InitOptions { manifest: ManifestSource::Given(manifest.clone()), key: Some(key), config },
-            )?;
-            let token = |name: &str| done.tokens.iter().find(|t| t.name == name).map(|t| t.token.clone());
-            let mut node = TestNode {
-                name: info.name,
-                member: done.member,
-                admin: token("admin").context("admin token")?,
-                submitter: token("submitter").context("submitter token")?,
-                matcher: token("matcher").context("matcher token")?,
-                dir,
-                node: None,
-            };
-            node.start().await?;
-            nodes.push(node);
+            nodes.push(start_node(key, info.name, &manifest, outsider).await?);
         }
         let net = Self { nodes, manifest };
         net.introduce_all().await?;
         net.wait_connected().await?;
         net.wait_writable().await?;
         Ok(net)
+    }
+
+    /// Starts the node of a candidate member (key index `i`) with the federation's genesis
+    /// manifest, which does not list it: it is let in once an epoch adds it. Returns its
+    /// index in `nodes` and the member info to propose.
+    pub async fn candidate(&mut self, i: usize) -> anyhow::Result<(usize, MemberInfo)> {
+        let key = seeded_key(i);
+        let info = MemberInfo {
+            name: format!("node{i}"),
+            key: MemberId::from_key(&key.verifying_key()),
+            peers: vec![hashmesh_node::identity::peer_id(&key)],
+            addresses: vec![],
+        };
+        let node = start_node(key, info.name.clone(), &self.manifest, false).await?;
+        self.nodes.push(node);
+        self.introduce_all().await?;
+        Ok((self.nodes.len() - 1, info))
     }
 
     /// Tells every running node where every other one listens (ports are chosen by the OS).
@@ -401,4 +392,43 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Initialises a data dir for `key` with `manifest` and starts the node.
+async fn start_node(
+    key: SigningKey,
+    name: String,
+    manifest: &Manifest,
+    outsider: bool,
+) -> anyhow::Result<TestNode> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.rpc.listen = "127.0.0.1:0".parse()?;
+    config.rpc.max_body_bytes = 1024 * 1024;
+    config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    // A stalled sync request fails this soon, so scenarios with a stalling peer end.
+    config.p2p.request_timeout = Duration::from_secs(5);
+    // Refused dials (a candidate before it is let in) are retried soon.
+    config.p2p.max_redial_backoff = Duration::from_secs(1);
+    if outsider {
+        // The outsider's "peers" never answer it: let it write on its own at once.
+        config.p2p.own_log_timeout = Duration::ZERO;
+        config.p2p.start_unconfirmed = true;
+    }
+    let done = init(
+        dir.path(),
+        InitOptions { manifest: ManifestSource::Given(manifest.clone()), key: Some(key), config },
+    )?;
+    let token = |name: &str| done.tokens.iter().find(|t| t.name == name).map(|t| t.token.clone());
+    let mut node = TestNode {
+        name,
+        member: done.member,
+        admin: token("admin").context("admin token")?,
+        submitter: token("submitter").context("submitter token")?,
+        matcher: token("matcher").context("matcher token")?,
+        dir,
+        node: None,
+    };
+    node.start().await?;
+    Ok(node)
 }

@@ -74,6 +74,7 @@ fn create(args: &DevnetArgs, dirs: &[std::path::PathBuf]) -> anyhow::Result<()> 
         name: "devnet".into(),
         epoch: 1,
         policy: PolicyParams::default(),
+        retired: Vec::new(),
         members: keys
             .iter()
             .enumerate()

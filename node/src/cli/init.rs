@@ -119,6 +119,7 @@ fn genesis(federation: &str, name: &str, key: &SigningKey, config: &Config) -> M
         name: federation.to_owned(),
         epoch: 1,
         policy: PolicyParams::default(),
+        retired: Vec::new(),
         members: vec![MemberInfo {
             name: name.to_owned(),
             key: MemberId::from_key(&key.verifying_key()),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hashmesh_protocol::{MemberId, RecordId};
+use hashmesh_protocol::{Manifest, MemberId, RecordId};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
@@ -53,6 +53,7 @@ pub(crate) struct EventLoop {
     pending: HashMap<OutboundRequestId, (PeerId, Option<Fetch>)>,
     serving: HashMap<PeerId, Arc<AtomicUsize>>,
     refused_connections: u64,
+    manifest: watch::Receiver<Manifest>,
 }
 
 /// The replica as the engine sees it at one moment.
@@ -79,7 +80,6 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
     ) -> Result<Self, NetError> {
         let Settings { key, config, manifest, engine, own_log } = settings;
-        let me = key.public().to_peer_id();
         let member_peers = manifest.members.iter().map(|m| m.peers.len() as u32).sum::<u32>();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
@@ -101,31 +101,18 @@ impl EventLoop {
         for topic in [&records_topic, &proofs_topic] {
             swarm.behaviour_mut().gossip.subscribe(topic).map_err(|e| NetError::Build(e.to_string()))?;
         }
-        let mut peers = Peers::new();
-        for member in &manifest.members {
-            for text in &member.peers {
-                let Ok(peer) = text.parse::<PeerId>() else {
-                    tracing::warn!(member = %member.name, peer = %text, "manifest lists a peer id that does not parse; ignoring it");
-                    continue;
-                };
-                if peer == me {
-                    continue;
-                }
-                swarm.behaviour_mut().allow.allow_peer(peer);
-                let entry = peers.entry(peer).or_insert_with(|| Peer::new(Some(member.name.clone())));
-                // Addresses are per member; with several nodes per member each is tried.
-                entry.addrs.extend(member.addresses.iter().filter_map(|a| a.parse().ok()));
-            }
-        }
         let ingest = ingest::spawn(replica.clone(), commands_tx.clone());
         let _ = own_log.send(engine.own_log());
-        Ok(Self {
+        let mut manifest_changes = replica.manifest();
+        manifest_changes.mark_unchanged();
+        let mut event_loop = Self {
             swarm,
             replica,
             engine,
             records_topic,
             proofs_topic,
-            peers,
+            peers: Peers::new(),
+            manifest: manifest_changes,
             listen: Vec::new(),
             commands_tx,
             commands,
@@ -137,7 +124,51 @@ impl EventLoop {
             pending: HashMap::new(),
             serving: HashMap::new(),
             refused_connections: 0,
-        })
+        };
+        event_loop.apply_manifest(&manifest);
+        Ok(event_loop)
+    }
+
+    /// Lets in exactly the peers `manifest` lists and reads clocks for exactly its keys: at
+    /// start, and whenever a membership epoch takes effect. A peer no longer listed (its
+    /// member was removed, or moved to other nodes) is disconnected at once.
+    fn apply_manifest(&mut self, manifest: &Manifest) {
+        let me = *self.swarm.local_peer_id();
+        let mut listed: HashMap<PeerId, (&str, Vec<Multiaddr>)> = HashMap::new();
+        for member in &manifest.members {
+            for text in &member.peers {
+                let Ok(peer) = text.parse::<PeerId>() else {
+                    tracing::warn!(member = %member.name, peer = %text, "manifest lists a peer id that does not parse; ignoring it");
+                    continue;
+                };
+                if peer != me {
+                    // Addresses are per member; with several nodes per member each is tried.
+                    listed.insert(
+                        peer,
+                        (&member.name, member.addresses.iter().filter_map(|a| a.parse().ok()).collect()),
+                    );
+                }
+            }
+        }
+        let gone: Vec<PeerId> = self.peers.keys().filter(|p| !listed.contains_key(p)).copied().collect();
+        for peer in gone {
+            let member = self.peers.remove(&peer).and_then(|p| p.member);
+            self.swarm.behaviour_mut().allow.disallow_peer(peer);
+            tracing::info!(%peer, ?member, epoch = manifest.epoch, "peer is no longer in the manifest: disconnected");
+        }
+        for (peer, (name, addrs)) in listed {
+            let entry = self.peers.entry(peer).or_insert_with(|| Peer::new(None));
+            entry.member = Some(name.to_owned());
+            for addr in addrs {
+                if !entry.addrs.contains(&addr) && entry.addrs.len() < MAX_ADDRS_PER_PEER {
+                    entry.addrs.push(addr);
+                }
+            }
+            if !entry.cut {
+                self.swarm.behaviour_mut().allow.allow_peer(peer);
+            }
+        }
+        self.engine.set_members(manifest.log_keys());
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
@@ -151,6 +182,12 @@ impl EventLoop {
                 () = cancel.cancelled() => break,
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Ok(()) = self.manifest.changed() => {
+                    let manifest = self.manifest.borrow_and_update().clone();
+                    self.apply_manifest(&manifest);
+                    // New keys' logs and cut ones: compare clocks with everyone now.
+                    self.step(Event::Tick(self.started.elapsed()));
+                }
                 _ = dial_tick.tick() => self.redial(),
                 _ = tick.tick() => {
                     if last_round.elapsed() >= self.sync_interval {

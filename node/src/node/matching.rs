@@ -26,25 +26,20 @@ impl NodeHandle {
         let mut results = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(CHUNK) {
             let view = self.shared.replica.view();
-            results.extend(self.match_chunk(view.catalog(), view.policy(), chunk, now));
+            results.extend(self.match_chunk(&view, chunk, now));
         }
         results
     }
 
-    fn match_chunk(
-        &self,
-        catalog: &crate::replica::Catalog,
-        policy: &hashmesh_protocol::Policy,
-        queries: &[Computed],
-        now: u64,
-    ) -> Vec<MatchResult> {
+    fn match_chunk(&self, view: &crate::replica::View, queries: &[Computed], now: u64) -> Vec<MatchResult> {
+        let (catalog, policy, manifest) = (view.catalog(), view.policy(), view.manifest());
         queries
             .iter()
             .map(|query| {
                 let mut best: BTreeMap<RecordId, u32> = BTreeMap::new();
                 if query.skipped.is_none() {
                     for fp in std::iter::once(&query.fingerprint).chain(&query.variants) {
-                        for (id, distance) in self.lookup(catalog, fp) {
+                        for (id, distance) in lookup(manifest, catalog, fp) {
                             let d = best.entry(id).or_insert(distance);
                             *d = (*d).min(distance);
                         }
@@ -75,12 +70,12 @@ impl NodeHandle {
             })
             .collect()
     }
+}
 
-    fn lookup(&self, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {
-        match max_distance(&self.shared.manifest, fp.kind()) {
-            Some(max) => catalog.perceptual().query(fp, max),
-            None => catalog.exact(fp).iter().map(|id| (*id, 0)).collect(),
-        }
+fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {
+    match max_distance(manifest, fp.kind()) {
+        Some(max) => catalog.perceptual().query(fp, max),
+        None => catalog.exact(fp).iter().map(|id| (*id, 0)).collect(),
     }
 }
 

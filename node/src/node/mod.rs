@@ -2,6 +2,7 @@
 //! [`NodeHandle`] through which the RPC and the tests act on it.
 
 mod matching;
+mod membership;
 mod reads;
 mod writes;
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hashmesh_protocol::{Manifest, MemberId, Record, RecordId};
+use hashmesh_protocol::{Manifest, MemberId, Record, RecordId, ValidationError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,9 +42,6 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
-    /// This node's key is not in the manifest.
-    #[error("this node's member key {0} is not in the manifest: add it, or use the key the manifest lists")]
-    NotMember(MemberId),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -89,6 +87,15 @@ pub enum NodeError {
     /// This member's key is proven to have equivocated.
     #[error("{0}")]
     Forked(String),
+    /// Only members may do this.
+    #[error("{0}")]
+    NotMember(String),
+    /// No proposal with this id.
+    #[error("no proposal with id {0} is known to this node (GET /v1/membership lists them)")]
+    UnknownProposal(hashmesh_protocol::ProposalId),
+    /// The request conflicts with the state it would change.
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -97,6 +104,11 @@ pub enum NodeError {
 impl From<AuthorError> for NodeError {
     fn from(e: AuthorError) -> Self {
         match e {
+            AuthorError::Invalid(v @ (ValidationError::NotMember(_) | ValidationError::Retired { .. })) => {
+                Self::NotMember(format!(
+                    "{v}: this node cannot write until a membership epoch makes its key a member"
+                ))
+            }
             AuthorError::Invalid(v) => Self::Invalid(v.to_string()),
             forked @ AuthorError::Forked(_) => Self::Forked(forked.to_string()),
             AuthorError::Store(s) => Self::Store(s),
@@ -109,7 +121,6 @@ pub(crate) struct Shared {
     net: net::Client,
     own_log: watch::Receiver<OwnLog>,
     me: MemberId,
-    manifest: Manifest,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
@@ -148,14 +159,19 @@ impl RunningNode {
     /// that replicates it, then the RPC that serves both — each built once, in that order.
     pub async fn start(data_dir: &Path, config: Config) -> Result<Self, StartError> {
         let key = identity::load(&data_dir.join(&config.key_file))?;
-        let manifest = read_manifest(&data_dir.join(&config.manifest))?;
+        let genesis = read_manifest(&data_dir.join(&config.manifest))?;
         let me = MemberId::from_key(&key.verifying_key());
+        let store = Store::open(&data_dir.join(&config.db), &genesis.name, me)?;
+        let replica = Replica::open(store, genesis)?;
+        let manifest = replica.governance().current().clone();
+        tracing::info!(federation = %manifest.name, epoch = manifest.epoch, member = %me, records = replica.read_view().records(), "replica loaded");
         if !manifest.is_member(&me) {
-            return Err(StartError::NotMember(me));
+            tracing::warn!(
+                member = %me,
+                epoch = manifest.epoch,
+                "this node's member key is not a member of the federation: the node replicates from members that let it in, and writes are refused until an epoch adds it (a member runs `hashmesh member propose` with this key)"
+            );
         }
-        let store = Store::open(&data_dir.join(&config.db), &manifest.name, me)?;
-        let replica = Replica::open(store, manifest.clone())?;
-        tracing::info!(federation = %manifest.name, member = %me, records = replica.read_view().records(), "replica loaded");
         let keypair = identity::libp2p_keypair(&key);
         let (replica, writer) = writer::spawn(replica, key).map_err(StartError::Writer)?;
         let name = manifest.member(&me).map_or_else(|| me.short(), |m| m.name.clone());
@@ -163,7 +179,7 @@ impl RunningNode {
         let cancel = CancellationToken::new();
         let engine = Engine::new(EngineConfig {
             me,
-            members: manifest.members.iter().map(|m| m.key).collect(),
+            members: manifest.log_keys(),
             // The only member has no one to ask whether its log is current.
             alone: manifest.members.iter().all(|m| m.key == me),
             own_log_timeout: config.p2p.own_log_timeout,
@@ -185,7 +201,6 @@ impl RunningNode {
                 net,
                 own_log,
                 me,
-                manifest,
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
                 hashing: tokio::sync::Semaphore::new(
@@ -240,9 +255,9 @@ impl NodeHandle {
         self.shared.me
     }
 
-    /// The manifest in force.
-    pub fn manifest(&self) -> &Manifest {
-        &self.shared.manifest
+    /// The manifest in force (it changes when a membership epoch takes effect).
+    pub fn manifest(&self) -> Manifest {
+        self.shared.replica.view().manifest().clone()
     }
 
     /// The network client.

@@ -1,7 +1,7 @@
 //! Reading entries, alerts and the node's status. Reads take the replica's view for a moment
 //! and never wait on storage.
 
-use hashmesh_protocol::{MemberId, RecordId};
+use hashmesh_protocol::{Manifest, MemberId, RecordId};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::api::{
@@ -47,7 +47,7 @@ impl NodeHandle {
     }
 
     fn entry_view(&self, view: &View, state: &EntryState, now: u64) -> EntryView {
-        let name = |m: &MemberId| self.member_name(m);
+        let name = |m: &MemberId| member_name(view.manifest(), m);
         let status = state.votes.status(view.policy(), now);
         EntryView {
             id: state.id,
@@ -70,10 +70,6 @@ impl NodeHandle {
         }
     }
 
-    fn member_name(&self, member: &MemberId) -> Option<String> {
-        self.shared.manifest.member(member).map(|i| i.name.clone())
-    }
-
     /// Proofs that members equivocated, with both records.
     pub fn alerts(&self) -> AlertList {
         let view = self.shared.replica.view();
@@ -82,7 +78,7 @@ impl NodeHandle {
             .values()
             .map(|proof| Alert {
                 author: proof.author(),
-                author_name: self.member_name(&proof.author()),
+                author_name: member_name(view.manifest(), &proof.author()),
                 seq: proof.seq(),
                 records: proof.records().iter().map(|r| RawRecord::of(r)).collect(),
             })
@@ -102,13 +98,13 @@ impl NodeHandle {
 
     fn replica_status(&self) -> StatusView {
         let view = self.shared.replica.view();
-        let manifest = &self.shared.manifest;
+        let manifest = view.manifest();
         let logs = view
             .clock()
             .iter()
             .map(|(author, log)| LogHead {
                 author: *author,
-                name: self.member_name(author),
+                name: member_name(manifest, author),
                 seq: log.seq,
                 head: log.id,
                 forked_at: log.fork.map(|f| f.seq),
@@ -118,7 +114,7 @@ impl NodeHandle {
             federation: manifest.name.clone(),
             epoch: manifest.epoch,
             member: self.shared.me,
-            member_name: self.member_name(&self.shared.me),
+            member_name: member_name(manifest, &self.shared.me),
             peer_id: Some(self.shared.net.peer_id().to_string()),
             records: view.records() as usize,
             entries: view.catalog().len(),
@@ -136,5 +132,13 @@ impl NodeHandle {
             in_sync_with: Vec::new(),
             refused_connections: 0,
         }
+    }
+}
+
+/// The name of the member a key belongs to, or belonged to (a retired key).
+fn member_name(manifest: &Manifest, key: &MemberId) -> Option<String> {
+    match manifest.member(key) {
+        Some(member) => Some(member.name.clone()),
+        None => manifest.retired_key(key).map(|r| r.name.clone()),
     }
 }

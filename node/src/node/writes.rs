@@ -12,6 +12,17 @@ impl NodeHandle {
     /// Refuses own writes until the own log is confirmed by peers, so a node restored from an
     /// old backup never reuses a seq.
     fn check_may_author(&self) -> Result<(), NodeError> {
+        let epoch = {
+            let view = self.shared.replica.view();
+            let manifest = view.manifest();
+            (!manifest.is_member(&self.shared.me)).then_some(manifest.epoch)
+        };
+        if let Some(epoch) = epoch {
+            return Err(NodeError::NotMember(format!(
+                "this node's member key {} is not a member of the federation in epoch {epoch}: it replicates, but cannot write until an epoch adds it (a member proposes it with `hashmesh member propose`)",
+                self.shared.me
+            )));
+        }
         match self.own_log() {
             OwnLog::Confirmed | OwnLog::Unconfirmed => Ok(()),
             OwnLog::Waiting => Err(NodeError::NotReady(
@@ -32,7 +43,7 @@ impl NodeHandle {
         Ok(records.iter().map(|r| Written { id: r.id(), seq: r.seq() }).collect())
     }
 
-    async fn write_one(&self, body: Body) -> Result<Written, NodeError> {
+    pub(super) async fn write_one(&self, body: Body) -> Result<Written, NodeError> {
         let mut written = self.write(vec![body]).await?;
         written.pop().ok_or_else(|| NodeError::Invalid("no record was written".into()))
     }

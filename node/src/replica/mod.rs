@@ -25,7 +25,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ed25519_dalek::SigningKey;
 use hashmesh_protocol::{
-    Body, EquivocationProof, Manifest, MemberId, Record, RecordId, UnsignedRecord, ValidationError,
+    Body, Changes, EquivocationProof, Governance, Manifest, MemberId, Record, RecordId, UnsignedRecord,
+    ValidationError,
 };
 
 use crate::store::{Head, Loaded, Store, StoreError};
@@ -63,7 +64,8 @@ pub enum Ingested {
         /// The highest seq at which the two histories are known to differ.
         seq: u64,
     },
-    /// At or past its author's proven fork point: such records no longer count.
+    /// At or past its author's proven fork point, or past the end of a retired key's log:
+    /// such records no longer count.
     PastFork,
 }
 
@@ -131,12 +133,15 @@ pub enum AuthorError {
 pub struct Committed {
     /// Proofs of equivocation that took effect.
     pub proofs: Vec<EquivocationProof>,
+    /// Membership epochs that took effect, oldest first.
+    pub epochs: Vec<Manifest>,
 }
 
 /// Store, heads, proofs, the out-of-order buffer, what is staged, and the readers' view.
 pub struct Replica {
     store: Store,
-    manifest: Manifest,
+    genesis: Manifest,
+    governance: Governance,
     heads: HashMap<MemberId, Head>,
     proofs: BTreeMap<MemberId, EquivocationProof>,
     buffer: Buffer,
@@ -148,12 +153,14 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Loads the logs and proofs from the store and derives the view.
-    pub fn open(store: Store, manifest: Manifest) -> Result<Self, StoreError> {
-        let (view, heads, proofs) = derive(&store, &manifest)?;
+    /// Loads the logs and proofs from the store and derives the view, with the membership
+    /// epochs the stored records make on top of `genesis`.
+    pub fn open(store: Store, genesis: Manifest) -> Result<Self, StoreError> {
+        let Derived { view, heads, proofs, governance } = derive(&store, &genesis)?;
         Ok(Self {
             store,
-            manifest,
+            genesis,
+            governance,
             heads: heads.into_iter().collect(),
             proofs,
             buffer: Buffer::new(MAX_BUFFERED),
@@ -171,6 +178,11 @@ impl Replica {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The membership epochs and proposals.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
     }
 
     /// The head of `author`'s log, staged records included.
@@ -231,7 +243,11 @@ impl Replica {
     /// Checks one record from outside against the logs and stages it (or buffers it).
     pub fn ingest(&mut self, record: Verified) -> Result<Ingested, IngestError> {
         let record = record.into_record();
-        self.check_rules(&record)?;
+        match self.check_rules(&record) {
+            // Signed by a retired key after its log ended: the peer has not seen that epoch.
+            Err(ValidationError::Retired { .. }) => return Ok(Ingested::PastFork),
+            checked => checked?,
+        }
         let (author, seq) = (record.author(), record.seq());
         if self.fork_seq(&author).is_some_and(|f| seq >= f) {
             return Ok(Ingested::PastFork);
@@ -340,6 +356,13 @@ impl Replica {
             }
         }
         let mut committed = Committed::default();
+        let mut proposals = false;
+        for record in staged.values().flatten() {
+            if matches!(record.body(), Body::Membership(_)) {
+                proposals = true;
+                committed.epochs.extend(self.governance.add(record));
+            }
+        }
         for proof in found.into_values() {
             let author = proof.author();
             if self.proofs.get(&author).is_some_and(|held| held.rank() <= proof.rank()) {
@@ -349,7 +372,7 @@ impl Replica {
             committed.proofs.push(proof.clone());
             self.proofs.insert(author, proof);
         }
-        if committed.proofs.is_empty() {
+        if committed.proofs.is_empty() && committed.epochs.is_empty() {
             let mut view = self.write_view();
             for (author, records) in &staged {
                 for record in records {
@@ -362,12 +385,16 @@ impl Replica {
                 }
             }
             view.buffered = self.buffer.len();
+            if proposals {
+                view.governance = self.governance.clone();
+            }
         } else {
-            // A fork cuts records out of a log: rebuild what is derived from the logs. Forks
-            // are rare (each needs a member's key to sign two histories), so simplicity wins.
-            let (view, heads, proofs) = derive(&self.store, &self.manifest)?;
+            // A fork or a retired key cuts records out of a log, and an epoch changes who
+            // counts: rebuild what is derived from the logs. Both are rare, so simplicity wins.
+            let Derived { view, heads, proofs, governance } = derive(&self.store, &self.genesis)?;
             self.heads = heads.into_iter().collect();
             self.proofs = proofs;
+            self.governance = governance;
             *self.write_view() = view;
         }
         Ok(committed)
@@ -384,15 +411,18 @@ impl Replica {
     }
 
     fn check_rules(&self, record: &Record) -> Result<(), ValidationError> {
-        if !self.manifest.is_member(&record.author()) {
-            return Err(ValidationError::NotMember(record.author()));
+        let manifest = self.governance.current();
+        manifest.accepts(&record.author(), record.seq())?;
+        match record.body() {
+            Body::Entry(entry) if !manifest.allows_category(&entry.category) => {
+                Err(ValidationError::UnknownCategory(entry.category.to_string()))
+            }
+            // Text that is not changes would make no proposal: refuse it where it is signed.
+            Body::Membership(m) => Changes::from_toml(&m.changes)
+                .map(drop)
+                .map_err(|e| ValidationError::BadChanges(e.to_string())),
+            _ => Ok(()),
         }
-        if let Body::Entry(entry) = record.body()
-            && !self.manifest.allows_category(&entry.category)
-        {
-            return Err(ValidationError::UnknownCategory(entry.category.to_string()));
-        }
-        Ok(())
     }
 
     fn drain_buffer(&mut self, author: MemberId) -> u64 {
@@ -412,16 +442,42 @@ impl Replica {
     }
 }
 
-type Derived = (View, BTreeMap<MemberId, Head>, BTreeMap<MemberId, EquivocationProof>);
+/// What is derived from the stored logs and proofs.
+struct Derived {
+    view: View,
+    heads: BTreeMap<MemberId, Head>,
+    proofs: BTreeMap<MemberId, EquivocationProof>,
+    governance: Governance,
+}
 
-/// Reads the logs and proofs and derives the view from them.
-fn derive(store: &Store, manifest: &Manifest) -> Result<Derived, StoreError> {
+/// Reads the logs and proofs and derives the view from them, with the epochs their membership
+/// records make on top of `genesis`. Records a retired key signed past the end of its log
+/// (stored before the epoch that retired it took effect, and not yet cut) are cut first.
+fn derive(store: &Store, genesis: &Manifest) -> Result<Derived, StoreError> {
     let mut catalog = Catalog::default();
     let mut records = 0u64;
+    let mut membership = Vec::new();
     let Loaded { heads, proofs } = store.load(|record| {
         catalog.apply(&record);
         records += 1;
+        if matches!(record.body(), Body::Membership(_)) {
+            membership.push(record);
+        }
     })?;
+    let mut governance = Governance::new(genesis.clone());
+    for record in &membership {
+        governance.add(record);
+    }
+    let manifest = governance.current();
+    let overlong: Vec<_> =
+        manifest.retired.iter().filter(|r| heads.get(&r.key).is_some_and(|h| h.seq > r.last_seq)).collect();
+    if !overlong.is_empty() {
+        for retired in overlong {
+            tracing::info!(key = %retired.key, last_seq = retired.last_seq, "cutting a retired key's log where its epoch ended it");
+            store.cut(&retired.key, retired.last_seq)?;
+        }
+        return derive(store, genesis);
+    }
     let mut clock: Clock = heads
         .iter()
         .map(|(author, head)| (*author, LogClock { seq: head.seq, id: head.id, fork: None }))
@@ -431,9 +487,18 @@ fn derive(store: &Store, manifest: &Manifest) -> Result<Derived, StoreError> {
             Some(ForkMark::of(proof));
     }
     let mut policy = manifest.policy();
-    policy.forked = proofs.keys().copied().collect();
-    let view = View { catalog, clock, records, proofs: proofs.clone(), buffered: 0, policy };
-    Ok((view, heads, proofs))
+    // A forked member is cleared by an epoch that rotates its key or removes it.
+    policy.forked = proofs.keys().filter(|k| manifest.is_member(k)).copied().collect();
+    let view = View {
+        catalog,
+        clock,
+        records,
+        proofs: proofs.clone(),
+        buffered: 0,
+        policy,
+        governance: governance.clone(),
+    };
+    Ok(Derived { view, heads, proofs, governance })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ fn manifest(members: &[u8]) -> Manifest {
         name: "fed".into(),
         epoch: 1,
         policy: PolicyParams::default(),
+        retired: Vec::new(),
         members: members
             .iter()
             .map(|n| MemberInfo {
@@ -98,7 +99,7 @@ fn out_of_order_records_wait_then_land_in_order() {
 #[test]
 fn non_member_records_are_refused() {
     let mut outsider = replica(&tempfile::tempdir().expect("tempdir").keep(), 1);
-    outsider.manifest = manifest(&[9]);
+    outsider.governance = hashmesh_protocol::Governance::new(manifest(&[9]));
     let record = author(&mut outsider, 9, entry(1));
     let mut target = replica(&tempfile::tempdir().expect("tempdir").keep(), 2);
     assert!(matches!(ingest(&mut target, &record), Err(IngestError::Invalid(ValidationError::NotMember(_)))));

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hashmesh_protocol::{EquivocationProof, MemberId, Policy};
+use hashmesh_protocol::{EquivocationProof, Governance, Manifest, MemberId, Policy};
 
 use super::Catalog;
 use crate::sync::Clock;
@@ -17,6 +17,7 @@ pub struct View {
     pub(super) proofs: BTreeMap<MemberId, EquivocationProof>,
     pub(super) buffered: usize,
     pub(super) policy: Policy,
+    pub(super) governance: Governance,
 }
 
 impl View {
@@ -48,5 +49,15 @@ impl View {
     /// The policy in force: the manifest's numbers and the forked members.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The membership epochs and pending proposals.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> &Manifest {
+        self.governance.current()
     }
 }

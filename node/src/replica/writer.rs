@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use ed25519_dalek::SigningKey;
-use hashmesh_protocol::{Body, EquivocationProof, MemberId, Record};
-use tokio::sync::{mpsc, oneshot};
+use hashmesh_protocol::{Body, EquivocationProof, Manifest, MemberId, Record};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{AuthorError, Committed, IngestError, Replica, RunOutcome, Verified, View};
 use crate::store::{Store, StoreError};
@@ -59,18 +59,26 @@ pub struct ReplicaHandle {
     view: Arc<RwLock<View>>,
     store: Store,
     jobs: mpsc::Sender<Job>,
+    manifest: watch::Receiver<Manifest>,
 }
 
 /// Starts the writer thread, which signs own records with `key`.
 pub fn spawn(replica: Replica, key: SigningKey) -> std::io::Result<(ReplicaHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let handle = ReplicaHandle { view: replica.view(), store: replica.store().clone(), jobs: tx };
-    let thread =
-        std::thread::Builder::new().name("hashmesh-writer".into()).spawn(move || run(replica, &key, rx))?;
+    let (manifest_tx, manifest) = watch::channel(replica.governance().current().clone());
+    let handle = ReplicaHandle { view: replica.view(), store: replica.store().clone(), jobs: tx, manifest };
+    let thread = std::thread::Builder::new()
+        .name("hashmesh-writer".into())
+        .spawn(move || run(replica, &key, rx, &manifest_tx))?;
     Ok((handle, thread))
 }
 
-fn run(mut replica: Replica, key: &SigningKey, mut rx: mpsc::Receiver<Job>) {
+fn run(
+    mut replica: Replica,
+    key: &SigningKey,
+    mut rx: mpsc::Receiver<Job>,
+    manifest: &watch::Sender<Manifest>,
+) {
     let mut jobs = Vec::with_capacity(MAX_ROUND);
     let mut close = None;
     while let Some(first) = rx.blocking_recv() {
@@ -87,7 +95,13 @@ fn run(mut replica: Replica, key: &SigningKey, mut rx: mpsc::Receiver<Job>) {
             }
             rx.close(); // later senders learn the writer is gone
         }
-        round(&mut replica, key, &mut jobs);
+        if round(&mut replica, key, &mut jobs) {
+            tracing::info!(
+                epoch = replica.governance().current().epoch,
+                "a new membership epoch took effect"
+            );
+            manifest.send_replace(replica.governance().current().clone());
+        }
         if close.is_some() {
             break;
         }
@@ -101,8 +115,8 @@ fn run(mut replica: Replica, key: &SigningKey, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Stages every job, commits once, answers each.
-fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) {
+/// Stages every job, commits once, answers each. Returns whether a new epoch took effect.
+fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) -> bool {
     enum Staged {
         Author(oneshot::Sender<Result<Vec<Record>, AuthorError>>, Result<Vec<Record>, AuthorError>),
         Ingest(oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)>, RunOutcome),
@@ -132,7 +146,7 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) {
         match (job, &committed) {
             (Staged::Author(reply, result), Ok(_)) => drop(reply.send(result)),
             (Staged::Author(reply, _), Err(e)) => drop(reply.send(Err(AuthorError::Store(failed(e))))),
-            (Staged::Ingest(reply, outcome), Ok(Committed { proofs })) => {
+            (Staged::Ingest(reply, outcome), Ok(Committed { proofs, .. })) => {
                 drop(reply.send((outcome, proofs.clone())));
             }
             (Staged::Ingest(reply, mut outcome), Err(e)) => {
@@ -146,6 +160,7 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) {
             (Staged::Flush(reply), Err(e)) => drop(reply.send(Err(failed(e)))),
         }
     }
+    committed.is_ok_and(|c| !c.epochs.is_empty())
 }
 
 impl ReplicaHandle {
@@ -195,6 +210,11 @@ impl ReplicaHandle {
     /// Reads the view. Hold the guard briefly: the writer waits for it to publish a batch.
     pub fn view(&self) -> RwLockReadGuard<'_, View> {
         self.view.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The manifest in force, and news of each epoch that takes effect.
+    pub fn manifest(&self) -> watch::Receiver<Manifest> {
+        self.manifest.clone()
     }
 
     /// A copy of the vector clock.

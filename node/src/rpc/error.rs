@@ -36,9 +36,11 @@ impl IntoResponse for ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
-            NodeError::UnknownEntry(_) => StatusCode::NOT_FOUND,
-            NodeError::OwnEntry(_) | NodeError::NotAuthor(_) => StatusCode::FORBIDDEN,
-            NodeError::AlreadyRetracted(_) => StatusCode::CONFLICT,
+            NodeError::UnknownEntry(_) | NodeError::UnknownProposal(_) => StatusCode::NOT_FOUND,
+            NodeError::OwnEntry(_) | NodeError::NotAuthor(_) | NodeError::NotMember(_) => {
+                StatusCode::FORBIDDEN
+            }
+            NodeError::AlreadyRetracted(_) | NodeError::Conflict(_) => StatusCode::CONFLICT,
             NodeError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::Store(_) | NodeError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::Forked(_) => StatusCode::CONFLICT,

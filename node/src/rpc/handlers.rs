@@ -11,8 +11,9 @@ use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::api::{
-    AlertList, CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord,
-    RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
+    AlertList, CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, MembershipView,
+    PeerList, ProposalWritten, ProposeChanges, RawRecord, RecordsQuery, RetractEntry, StatusView,
+    SubmitEntry, Written,
 };
 use crate::config::Role;
 use crate::net::PeerView;
@@ -274,4 +275,35 @@ pub(super) async fn records(
 pub(super) async fn alerts(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<AlertList>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
     Ok(Json(node.alerts()))
+}
+
+pub(super) async fn membership(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+) -> Result<Json<MembershipView>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.membership()))
+}
+
+pub(super) async fn propose(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<ProposeChanges>, JsonRejection>,
+) -> Result<(StatusCode, Json<ProposalWritten>)> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    let Json(req) = body?;
+    Ok((StatusCode::CREATED, Json(node.propose(req).await?)))
+}
+
+pub(super) async fn approve(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<ProposalWritten>)> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    let Path(raw) = path?;
+    let id = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a proposal id (64 hex digits)")))?;
+    Ok((StatusCode::CREATED, Json(node.approve(id).await?)))
 }

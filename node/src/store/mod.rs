@@ -164,6 +164,13 @@ impl Store {
         self.flush()
     }
 
+    /// Drops a retired key's records past the end of its log, durably: an epoch named the last
+    /// seq that counts, and records signed after it (before the epoch reached this node) go.
+    pub fn cut(&self, author: &MemberId, last_seq: u64) -> Result<(), StoreError> {
+        self.truncate(author, last_seq.saturating_add(1))?;
+        self.flush()
+    }
+
     fn truncate(&self, author: &MemberId, from_seq: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for item in self.records.range(log_key(author, from_seq)..=log_key(author, u64::MAX)) {

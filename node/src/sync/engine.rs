@@ -165,7 +165,8 @@ pub enum Output<P> {
 pub struct EngineConfig {
     /// This node's member.
     pub me: MemberId,
-    /// The federation's members: clocks are read only for them.
+    /// The keys whose logs count (members, and retired keys up to their end): clocks are
+    /// read only for them.
     pub members: BTreeSet<MemberId>,
     /// Whether this node's member has no other nodes to ask (the only member): it may author
     /// at once.
@@ -213,6 +214,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     pub fn new(config: EngineConfig) -> Self {
         let own = if config.alone { OwnLog::Confirmed } else { OwnLog::Waiting };
         Self { config, peers: BTreeMap::new(), fetching: BTreeMap::new(), own, now: Duration::ZERO }
+    }
+
+    /// A new membership epoch took effect: from now on clocks are read for these keys.
+    pub fn set_members(&mut self, members: BTreeSet<MemberId>) {
+        self.config.members = members;
     }
 
     /// The own log's state.

@@ -74,6 +74,7 @@ impl Sim {
             name: "sim".into(),
             epoch: 1,
             policy: PolicyParams::default(),
+            retired: Vec::new(),
             members: (0..n)
                 .map(|i| MemberInfo {
                     name: format!("m{i}"),

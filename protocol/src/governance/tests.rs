@@ -326,7 +326,7 @@ proptest! {
             (g.epochs().to_vec(), approvals)
         };
         let expected = chain(&records);
-        let mut shuffled = records.clone();
+        let mut shuffled = records;
         let mut state = seed | 1;
         for i in (1..shuffled.len()).rev() {
             state ^= state << 13;

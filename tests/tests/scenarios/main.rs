@@ -1,6 +1,7 @@
 //! Every multi-node and RPC scenario, in one test binary so the workspace builds few.
 
 mod federation;
+mod governance;
 mod matching;
 mod replication;
 mod rpc;

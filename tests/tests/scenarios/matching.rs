@@ -104,7 +104,9 @@ async fn corrupt_image_is_a_clear_error_and_exact_kinds_still_match() {
     let sha256 = result_of(&sha.body, "sha256");
     n.submit(&[sha256["hash"].as_str().expect("hash")], "drugs").await;
     let again = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(broken), Some("image/png")).await;
-    assert_eq!(again.body["action"], "remove", "single-member federation: verified at once: {again:?}");
+    // A lone member's entry is never verified by its author alone: matches go to review.
+    assert_eq!(again.body["action"], "review", "single-member federation: pending: {again:?}");
+    assert_eq!(result_of(&again.body, "sha256")["hits"][0]["status"], "pending", "{again:?}");
     // The same upload as a multipart form, as browsers and most HTTP tools send files.
     let mut form = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
     form.extend_from_slice(b"\x89PNG\r\n\x1a\nthis is not the rest of a png");
@@ -118,7 +120,7 @@ async fn corrupt_image_is_a_clear_error_and_exact_kinds_still_match() {
             Some("multipart/form-data; boundary=XyZ"),
         )
         .await;
-    assert_eq!(multipart.body["action"], "remove", "{multipart:?}");
+    assert_eq!(multipart.body["action"], "review", "{multipart:?}");
     let empty = n.call_raw("POST", "/v1/match", Some(&n.matcher), Some(Vec::new()), Some("image/png")).await;
     assert_eq!(empty.status, 400, "{empty:?}");
     net.shutdown().await;
