@@ -100,7 +100,9 @@ impl Rogue {
                     continue;
                 };
                 let response = match request {
-                    SyncRequest::Heads => SyncResponse::Heads(claim.clone()),
+                    SyncRequest::Heads => {
+                        SyncResponse::Heads { clock: claim.clone(), epoch: 1, manifest: [0; 32] }
+                    }
                     SyncRequest::Range { .. } => {
                         if counter.fetch_add(1, Ordering::SeqCst) % 2 == 1 && stall_every_other {
                             stalled.push(channel);

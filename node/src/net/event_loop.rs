@@ -458,10 +458,20 @@ impl EventLoop {
 
     fn on_response(&mut self, peer: PeerId, fetch: Option<Fetch>, response: SyncResponse) {
         match (fetch, response) {
-            (None, SyncResponse::Heads(theirs)) => {
+            (None, SyncResponse::Heads { clock: theirs, epoch, manifest }) => {
                 let in_sync = theirs == self.replica.clock();
+                let ours = self.manifest.borrow().clone();
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.in_sync = in_sync;
+                    if p.epoch != Some((epoch, manifest)) {
+                        if epoch != ours.epoch {
+                            // The records bring whichever side is behind forward.
+                            tracing::info!(%peer, member = ?p.member, theirs = epoch, ours = ours.epoch, "peer is on another membership epoch");
+                        } else if manifest != ours.digest() {
+                            tracing::warn!(%peer, member = ?p.member, epoch, "peer has a different manifest for the same epoch: check that both nodes started from the same genesis manifest");
+                        }
+                    }
+                    p.epoch = Some((epoch, manifest));
                 }
                 self.step(Event::Heads(peer, theirs));
             }
@@ -514,7 +524,10 @@ impl EventLoop {
 
 fn answer(replica: &ReplicaHandle, request: SyncRequest) -> SyncResponse {
     match request {
-        SyncRequest::Heads => SyncResponse::Heads(replica.clock()),
+        SyncRequest::Heads => {
+            let manifest = replica.manifest().borrow().clone();
+            SyncResponse::Heads { clock: replica.clock(), epoch: manifest.epoch, manifest: manifest.digest() }
+        }
         SyncRequest::Range { author, from_seq, limit } => {
             let limit = limit.min(wire::BATCH) as usize;
             match replica.range_bytes(&author, from_seq, limit, wire::MAX_RESPONSE_BYTES) {

@@ -28,6 +28,10 @@ pub struct PeerView {
     pub rejects: u64,
     /// Whether its vector clock equalled ours at the last comparison.
     pub in_sync: bool,
+    /// The membership epoch it had in force at the last comparison.
+    pub epoch: Option<u64>,
+    /// blake3 of its manifest then, hex.
+    pub manifest_digest: Option<String>,
 }
 
 /// One member peer.
@@ -40,6 +44,7 @@ pub(super) struct Peer {
     pub(super) sent: u64,
     pub(super) rejects: u64,
     pub(super) in_sync: bool,
+    pub(super) epoch: Option<(u64, [u8; 32])>,
     pub(super) cut: bool,
     pub(super) next_dial: Instant,
     pub(super) backoff: Duration,
@@ -56,6 +61,7 @@ impl Peer {
             sent: 0,
             rejects: 0,
             in_sync: false,
+            epoch: None,
             cut: false,
             next_dial: Instant::now(),
             backoff: MIN_BACKOFF,
@@ -72,6 +78,8 @@ impl Peer {
             records_sent: self.sent,
             rejects: self.rejects,
             in_sync: self.in_sync,
+            epoch: self.epoch.map(|(e, _)| e),
+            manifest_digest: self.epoch.map(|(_, d)| hex::encode(d)),
         }
     }
 

@@ -343,7 +343,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let Some(f) = self.fetching.get_mut(&fetch.author) else { return };
         f.in_flight = f.in_flight.saturating_sub(1);
         if fetch.purpose != Purpose::CatchUp {
-            f.storing += 1;
+            // Proof and search answers are one at a time: no pipeline to keep count of.
             return;
         }
         if count == 0 {

@@ -217,7 +217,11 @@ impl Sim {
         let replica = &self.nodes[at].replica;
         let view = replica.read_view();
         match fetch.map(|f| f.request()) {
-            None | Some(SyncRequest::Heads) => SyncResponse::Heads(view.clock().clone()),
+            None | Some(SyncRequest::Heads) => SyncResponse::Heads {
+                clock: view.clock().clone(),
+                epoch: view.manifest().epoch,
+                manifest: view.manifest().digest(),
+            },
             Some(SyncRequest::Range { author, from_seq, limit }) => {
                 let to = view.clock().get(&author).map_or(0, |c| c.seq);
                 let bytes = replica
@@ -242,7 +246,7 @@ impl Sim {
     /// Node `at` uses an answer from `peer`, as the network's ingest stages do.
     fn use_answer(&mut self, at: usize, peer: usize, fetch: Option<Fetch>, response: SyncResponse) {
         let (fetch, response) = match (fetch, response) {
-            (None, SyncResponse::Heads(clock)) => return self.event(at, Event::Heads(peer, clock)),
+            (None, SyncResponse::Heads { clock, .. }) => return self.event(at, Event::Heads(peer, clock)),
             (None, _) => return self.event(at, Event::HeadsFailed(peer)),
             (Some(fetch), response) => (fetch, response),
         };

@@ -1,4 +1,4 @@
-//! The `/hashmesh/sync/2` messages, and the checks every answer passes before anything in it
+//! The `/hashmesh/sync/3` messages, and the checks every answer passes before anything in it
 //! is used. No I/O: the network layer moves these, the engine decides what to send.
 
 use hashmesh_protocol::{DecodeError, MemberId, Record};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::Clock;
 
 /// The request-response protocol name.
-pub const PROTOCOL: &str = "/hashmesh/sync/2";
+pub const PROTOCOL: &str = "/hashmesh/sync/3";
 /// Most records asked for in one range request.
 pub const BATCH: u32 = 4_000;
 /// A range response stops adding records past this many bytes.
@@ -41,8 +41,16 @@ pub enum SyncRequest {
 /// A sync response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponse {
-    /// The responder's vector clock.
-    Heads(Clock),
+    /// The responder's vector clock, and the membership epoch it has in force.
+    Heads {
+        /// Its clock.
+        clock: Clock,
+        /// Its epoch.
+        epoch: u64,
+        /// blake3 of its manifest: peers on one epoch with different digests disagree on the
+        /// membership, which the records alone cannot cause.
+        manifest: [u8; 32],
+    },
     /// Canonical record bytes, in seq order.
     Records(Vec<serde_bytes::ByteBuf>),
     /// An encoded proof of equivocation.

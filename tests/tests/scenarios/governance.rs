@@ -82,7 +82,18 @@ async fn a_sixth_member_is_added_by_majority_approval_without_restarts_and_holds
     assert!(m["history"][1]["approvals"].as_array().is_some_and(|a| a.len() >= 3));
     // The members now let the new node in (told where it listens); it catches up by sync.
     net.introduce_all().await.expect("addresses");
-    wait_epoch(&net, &[0, 1, 2, 3, 4, six], 2).await;
+    let digest = wait_epoch(&net, &[0, 1, 2, 3, 4, six], 2).await;
+    // Peers compare epoch and manifest digest when they exchange clocks.
+    net.nodes[0].handle().net().sync_now().await;
+    wait_until("node0 to see every peer on epoch 2 with the same manifest", || async {
+        let peers = net.nodes[0].handle().peers().await;
+        peers.len() == 5
+            && peers
+                .iter()
+                .all(|p| p.epoch == Some(2) && p.manifest_digest.as_deref() == Some(digest.as_str()))
+    })
+    .await
+    .expect("epochs compared");
     net.wait_writable().await.expect("the new member's own log is confirmed");
     let records = net.nodes[0].status().await.records;
     net.wait_converged(&[0, 1, 2, 3, 4, six], records).await.expect("identical replica on the new node");
