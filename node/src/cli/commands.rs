@@ -1,14 +1,5 @@
 //! What each verb does.
 
-/// Like `println!`, but a closed stdout (`hashmesh entries | head`) ends the output quietly
-/// instead of panicking: the reader has what it wanted.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -125,6 +116,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             blocking(Box::new(move || match_(&c, args, json))).await
         }
         Command::Hash { files, urls } => hash_files(&files, &urls, json),
+        Command::Member(command) => {
+            let c = client();
+            blocking(Box::new(move || super::member::run(&c, command, json))).await
+        }
         Command::Records { author, from_seq, limit } => {
             let c = client();
             blocking(Box::new(move || {
@@ -144,7 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(super) fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => say!("{text}"),
         Err(e) => eprintln!("error: cannot print JSON: {e}"),

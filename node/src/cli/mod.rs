@@ -1,9 +1,19 @@
 //! The `hashmesh` command line: node set-up and running, and a client of the node's RPC.
 
+/// Like `println!`, but a closed stdout (`hashmesh entries | head`) ends the output quietly
+/// instead of panicking: the reader has what it wanted.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod client;
 mod commands;
 mod devnet;
 pub mod init;
+mod member;
 
 use std::path::PathBuf;
 
@@ -81,6 +91,9 @@ pub enum Command {
         #[arg(long = "url")]
         urls: Vec<String>,
     },
+    /// Membership epochs: propose and approve changes to the federation, list its members.
+    #[command(subcommand)]
+    Member(member::MemberCommand),
     /// Raw signed records of one author's log, for audit.
     Records {
         /// The author's member id.
