@@ -15,7 +15,7 @@ pub enum MemberCommand {
     /// Propose changes for the next epoch (admin token): add, remove or rotate a member, or
     /// new policy numbers. Your record counts as your approval; the changes take effect on
     /// every node once a majority of the current members approved them.
-    Propose(ProposeArgs),
+    Propose(Box<ProposeArgs>),
     /// Approve a pending proposal (admin token). A member's first choice for an epoch is the
     /// one that counts.
     Approve {
@@ -72,7 +72,7 @@ pub struct ProposeArgs {
 pub(super) fn run(c: &Client, command: MemberCommand, json: bool) -> anyhow::Result<()> {
     match command {
         MemberCommand::Propose(args) => {
-            let written: ProposalWritten = c.post("/v1/membership/proposals", &changes(args)?)?;
+            let written: ProposalWritten = c.post("/v1/membership/proposals", &changes(*args)?)?;
             print_written("proposal", &written, json)
         }
         MemberCommand::Approve { id } => {
