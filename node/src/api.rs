@@ -63,6 +63,17 @@ pub struct VoteView {
     pub member_name: Option<String>,
     /// Its latest verdict.
     pub verdict: Verdict,
+    /// The vote's seq in the voter's log.
+    pub seq: u64,
+    /// Why (when shown with the entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The voter's admin who cast it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    /// When the voter signed it (its clock, unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
 }
 
 /// An entry with its current status.
@@ -417,4 +428,76 @@ pub struct EpochView {
     pub proposal: Option<ProposalId>,
     /// The approvals held for it.
     pub approvals: Vec<ApprovalView>,
+}
+
+/// `GET /v1/queue` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/queue`: entries awaiting this member's vote, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueView {
+    /// The entries, each with every member's vote and reason.
+    pub entries: Vec<QueueItem>,
+    /// How many entries await this member's vote in all.
+    pub total: usize,
+}
+
+/// An entry in the review queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueItem {
+    /// The entry with its votes.
+    #[serde(flatten)]
+    pub entry: EntryView,
+    /// Members' latest votes that confirm it.
+    pub confirms: usize,
+    /// Members' latest votes that dispute it.
+    pub disputes: usize,
+}
+
+/// `GET /v1/entries/{id}/history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// The entry.
+    pub entry: RecordId,
+    /// Its status now.
+    pub status: Status,
+    /// The entry record, then each vote and retraction, in the order their authors signed
+    /// them, with the status after each.
+    pub events: Vec<HistoryEvent>,
+}
+
+/// One signed record in an entry's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// `entry`, `vote` or `retract`.
+    pub kind: String,
+    /// Who signed it.
+    pub author: MemberId,
+    /// Their name.
+    pub author_name: Option<String>,
+    /// Its seq in their log.
+    pub seq: u64,
+    /// The record's id.
+    pub id: RecordId,
+    /// When they signed it (their clock, unix ms).
+    pub timestamp: u64,
+    /// For a vote: the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The admin who cast a vote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    /// The entry's status with this record and those before it.
+    pub status: Status,
+    /// The ed25519 signature, hex.
+    pub signature: String,
 }

@@ -5,6 +5,7 @@
 //! many nodes in one process.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod hashers;

@@ -126,7 +126,7 @@ fn every_verb_has_help() {
         .collect();
     let needed = [
         "init", "run", "keygen", "devnet", "status", "peers", "submit", "vote", "retract", "entries", "show",
-        "match", "hash", "records",
+        "match", "hash", "records", "queue", "history", "export-proof", "verify", "member",
     ];
     for verb in needed {
         assert!(listed.iter().any(|l| l == verb), "{verb} is listed in --help: {top}");
@@ -336,4 +336,19 @@ fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     ))
     .expect("json");
     assert_eq!(next["seq"].as_u64(), Some(head + 1));
+}
+
+/// `verify` checks a proof offline and says what is wrong with a bad one, with exit code 1.
+#[test]
+fn verify_refuses_a_file_that_is_not_a_proof_and_says_why() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("proof.json");
+    std::fs::write(&file, br#"{"format": "something-else/1"}"#).expect("write");
+    let out = Command::new(BIN).arg("verify").arg(&file).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a proof bundle"), "{err}");
+    let missing = Command::new(BIN).arg("verify").arg(tmp.path().join("nope.json")).output().expect("runs");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }

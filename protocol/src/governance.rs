@@ -302,6 +302,11 @@ impl Governance {
         &self.epochs
     }
 
+    /// Where every membership record taken in sits: (author, seq).
+    pub fn records(&self) -> impl Iterator<Item = (MemberId, u64)> + '_ {
+        self.records.iter().flat_map(|((_, author), by_seq)| by_seq.keys().map(move |seq| (*author, *seq)))
+    }
+
     /// A proposal by id.
     pub fn proposal(&self, id: &ProposalId) -> Option<&Proposal> {
         self.proposals.get(id)

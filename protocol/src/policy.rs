@@ -21,6 +21,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The lowercase word: `confirm` or `dispute`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Dispute => "dispute",
+        }
+    }
+
     pub(crate) fn tag(self) -> u8 {
         match self {
             Self::Confirm => 1,
@@ -102,6 +110,17 @@ pub enum Action {
     Review,
     /// Do nothing.
     None,
+}
+
+impl Action {
+    /// The lowercase word: `remove`, `review` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Remove => "remove",
+            Self::Review => "review",
+            Self::None => "none",
+        }
+    }
 }
 
 /// The numbers the policy applies, taken from the federation manifest.
@@ -198,6 +217,11 @@ impl EntryVotes {
     /// Each voter's latest verdict.
     pub fn votes(&self) -> impl Iterator<Item = (MemberId, Verdict)> + '_ {
         self.votes.iter().map(|(m, (_, v))| (*m, *v))
+    }
+
+    /// Each voter's latest vote: its key, the seq of the vote in its log, and the verdict.
+    pub fn latest(&self) -> impl Iterator<Item = (MemberId, u64, Verdict)> + '_ {
+        self.votes.iter().map(|(m, (seq, v))| (*m, *seq, *v))
     }
 
     /// The status under `policy` at time `now_ms`.

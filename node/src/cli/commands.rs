@@ -116,6 +116,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             blocking(Box::new(move || match_(&c, args, json))).await
         }
         Command::Hash { files, urls } => hash_files(&files, &urls, json),
+        Command::Queue { limit } => {
+            let c = client();
+            blocking(Box::new(move || super::review::queue(&c, limit, json))).await
+        }
+        Command::History { id } => {
+            let c = client();
+            blocking(Box::new(move || super::review::history(&c, id, json))).await
+        }
+        Command::ExportProof { id } => {
+            let c = client();
+            blocking(Box::new(move || super::review::export_proof(&c, id))).await
+        }
+        Command::Verify { file, manifest } => super::review::verify(&file, manifest.as_deref(), json),
         Command::Member(command) => {
             let c = client();
             blocking(Box::new(move || super::member::run(&c, command, json))).await
@@ -312,15 +325,15 @@ fn list_entries(c: &Client, args: &EntriesArgs, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_entry(e: &EntryView, full: bool) {
+pub(super) fn print_entry(e: &EntryView, full: bool) {
     say!(
-        "{} {:<9} {:<16} by {} ({} votes) -> {:?}",
+        "{} {:<9} {:<16} by {} ({} votes) -> {}",
         e.id,
         e.status.name(),
         e.category,
         e.author_name.as_deref().unwrap_or("?"),
         e.votes.len(),
-        e.action
+        e.action.name()
     );
     if full {
         for fp in &e.fingerprints {
@@ -333,7 +346,9 @@ fn print_entry(e: &EntryView, full: bool) {
             say!("  note {note}");
         }
         for v in &e.votes {
-            say!("  vote {:?} by {}", v.verdict, v.member_name.as_deref().unwrap_or("?"));
+            let by = v.reviewer.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let why = v.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+            say!("  {} by {}{by}{why}", v.verdict.name(), v.member_name.as_deref().unwrap_or("?"));
         }
     }
 }
@@ -366,7 +381,7 @@ fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
 }
 
 fn print_match(what: &str, response: &MatchResponse) {
-    say!("{what}: action {:?}", response.action);
+    say!("{what}: action {}", response.action.name());
     if let Some(e) = &response.image_error {
         say!("  warning: {e}");
     }
@@ -376,13 +391,13 @@ fn print_match(what: &str, response: &MatchResponse) {
         }
         for h in &r.hits {
             say!(
-                "  {} -> entry {} {} {} distance {} -> {:?}",
+                "  {} -> entry {} {} {} distance {} -> {}",
                 r.hash,
                 h.entry,
                 h.category,
                 h.status.name(),
                 h.distance,
-                h.action
+                h.action.name()
             );
         }
     }

@@ -14,6 +14,7 @@ mod commands;
 mod devnet;
 pub mod init;
 mod member;
+mod review;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,32 @@ pub enum Command {
         /// URLs to fingerprint as `url:` (normalised, then blake3).
         #[arg(long = "url")]
         urls: Vec<String>,
+    },
+    /// Entries awaiting this member's vote, oldest first, with every vote and reason (admin
+    /// token).
+    Queue {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// An entry's signed history: the entry, each vote and retraction, the status after each.
+    History {
+        /// Entry id.
+        id: RecordId,
+    },
+    /// Print a proof of an entry's status (JSON) that `hashmesh verify` checks offline.
+    ExportProof {
+        /// Entry id.
+        id: RecordId,
+    },
+    /// Check a proof from `export-proof` offline: signatures, the membership chain, the
+    /// status. No node needed.
+    Verify {
+        /// The proof file.
+        file: PathBuf,
+        /// Your copy of the federation's genesis manifest, to check the proof's against.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
     },
     /// Membership epochs: propose and approve changes to the federation, list its members.
     #[command(subcommand)]

@@ -4,6 +4,7 @@
 mod matching;
 mod membership;
 mod reads;
+mod review;
 mod writes;
 
 pub use matching::{action_rank, max_distance};

@@ -1,7 +1,7 @@
 //! Reading entries, alerts and the node's status. Reads take the replica's view for a moment
 //! and never wait on storage.
 
-use hashmesh_protocol::{Manifest, MemberId, RecordId};
+use hashmesh_protocol::{Body, Manifest, MemberId, RecordId};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::api::{
@@ -20,7 +20,9 @@ impl NodeHandle {
     pub fn entry(&self, id: &RecordId) -> Result<EntryView, NodeError> {
         let view = self.shared.replica.view();
         let state = view.catalog().get(id).ok_or(NodeError::UnknownEntry(*id))?;
-        Ok(self.entry_view(&view, state, now_ms()))
+        let mut entry = self.entry_view(&view, state, now_ms());
+        self.add_reasons(&mut entry.votes);
+        Ok(entry)
     }
 
     /// A page of entries matching `filter`.
@@ -46,7 +48,7 @@ impl NodeHandle {
         EntryPage { entries, next_cursor }
     }
 
-    fn entry_view(&self, view: &View, state: &EntryState, now: u64) -> EntryView {
+    pub(super) fn entry_view(&self, view: &View, state: &EntryState, now: u64) -> EntryView {
         let name = |m: &MemberId| member_name(view.manifest(), m);
         let status = state.votes.status(view.policy(), now);
         EntryView {
@@ -64,9 +66,31 @@ impl NodeHandle {
             action: status.action(),
             votes: state
                 .votes
-                .votes()
-                .map(|(member, verdict)| VoteView { member, member_name: name(&member), verdict })
+                .latest()
+                .map(|(member, seq, verdict)| VoteView {
+                    member,
+                    member_name: name(&member),
+                    verdict,
+                    seq,
+                    reason: None,
+                    reviewer: None,
+                    timestamp: None,
+                })
                 .collect(),
+        }
+    }
+
+    /// Fills in each vote's reason, reviewer and time from the voter's log.
+    pub(super) fn add_reasons(&self, votes: &mut [VoteView]) {
+        for vote in votes {
+            let Ok(Some(record)) = self.shared.replica.store().get_at(&vote.member, vote.seq) else {
+                continue;
+            };
+            vote.timestamp = Some(record.timestamp());
+            if let Body::Vote(v) = record.body() {
+                vote.reason.clone_from(&v.reason);
+                vote.reviewer.clone_from(&v.reviewer);
+            }
         }
     }
 
@@ -136,7 +160,7 @@ impl NodeHandle {
 }
 
 /// The name of the member a key belongs to, or belonged to (a retired key).
-fn member_name(manifest: &Manifest, key: &MemberId) -> Option<String> {
+pub(super) fn member_name(manifest: &Manifest, key: &MemberId) -> Option<String> {
     match manifest.member(key) {
         Some(member) => Some(member.name.clone()),
         None => manifest.retired_key(key).map(|r| r.name.clone()),

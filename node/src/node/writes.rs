@@ -2,7 +2,7 @@
 //! once it is on disk (the writer commits concurrent writes together, with one flush), then
 //! gossiped.
 
-use hashmesh_protocol::{Body, Entry, RecordId, Retract, Vote};
+use hashmesh_protocol::{Body, Entry, RecordId, Retract, Verdict, Vote};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::api::{CastVote, RetractEntry, SubmitEntry, Written};
@@ -50,7 +50,7 @@ impl NodeHandle {
 
     /// Submits a new entry in this member's log.
     pub async fn submit(&self, req: SubmitEntry) -> Result<Written, NodeError> {
-        self.write_one(entry_body(req)?).await
+        self.write_one(entry_body(req, now_ms())?).await
     }
 
     /// Submits many entries in chunks, each stored with one flush (bulk import): far faster
@@ -61,7 +61,9 @@ impl NodeHandle {
         let mut entries = entries.into_iter().peekable();
         while entries.peek().is_some() {
             // Chunks keep each writer round short, so other writers and readers are not starved.
-            let chunk = entries.by_ref().take(4096).map(entry_body).collect::<Result<Vec<_>, _>>()?;
+            let now = now_ms();
+            let chunk =
+                entries.by_ref().take(4096).map(|e| entry_body(e, now)).collect::<Result<Vec<_>, _>>()?;
             written.extend(self.write(chunk).await?);
         }
         Ok(written)
@@ -77,6 +79,11 @@ impl NodeHandle {
         let author = self.entry_author(&entry)?;
         if author == self.shared.me {
             return Err(NodeError::OwnEntry(entry));
+        }
+        if req.verdict == Verdict::Dispute && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(NodeError::Invalid(
+                "a dispute needs a reason (why the entry is wrong: not illegal, wrong category, a false positive …), for the other members' reviewers".into(),
+            ));
         }
         self.write_one(Body::Vote(Vote { entry, verdict: req.verdict, reason: req.reason, reviewer })).await
     }
@@ -97,9 +104,17 @@ impl NodeHandle {
     }
 }
 
-fn entry_body(req: SubmitEntry) -> Result<Body, NodeError> {
+/// The entry `req` asks for, checked at `now` (this node's clock, unix ms).
+fn entry_body(req: SubmitEntry, now: u64) -> Result<Body, NodeError> {
     if req.fingerprints.is_empty() {
         return Err(NodeError::Invalid("an entry needs at least one fingerprint".into()));
+    }
+    if let Some(at) = req.expires_at
+        && at <= now
+    {
+        return Err(NodeError::Invalid(format!(
+            "expires_at {at} is not in the future (this node's clock reads {now}, unix ms): an entry that has already lapsed would never apply"
+        )));
     }
     Ok(Body::Entry(Entry {
         fingerprints: req.fingerprints,

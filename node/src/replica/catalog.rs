@@ -24,12 +24,15 @@ pub struct EntryState {
     pub entry: Entry,
     /// Votes, retraction, author and expiry: the policy's inputs.
     pub votes: EntryVotes,
+    /// Where every vote and retraction naming it sits, (author, seq), as they arrived: the
+    /// entry's history, read back from the logs on demand.
+    pub events: Vec<(MemberId, u64)>,
 }
 
 #[derive(Clone, Copy)]
 enum Early {
     Vote { voter: MemberId, seq: u64, verdict: Verdict },
-    Retract { by: MemberId },
+    Retract { by: MemberId, seq: u64 },
 }
 
 /// Every entry by id, with exact and perceptual indexes.
@@ -50,7 +53,9 @@ impl Catalog {
                 vote.entry,
                 Early::Vote { voter: record.author(), seq: record.seq(), verdict: vote.verdict },
             ),
-            Body::Retract(retract) => self.add(retract.entry, Early::Retract { by: record.author() }),
+            Body::Retract(retract) => {
+                self.add(retract.entry, Early::Retract { by: record.author(), seq: record.seq() });
+            }
             Body::Membership(_) => {}
         }
     }
@@ -58,8 +63,9 @@ impl Catalog {
     fn add_entry(&mut self, record: &Record, entry: &Entry) {
         let id = record.id();
         let mut votes = EntryVotes::new(record.author(), entry.expires_at);
+        let mut events = Vec::new();
         for early in self.early.remove(&id).unwrap_or_default() {
-            apply_to(&mut votes, early);
+            events.push(apply_to(&mut votes, early));
         }
         for fp in &entry.fingerprints {
             if fp.kind().is_perceptual() {
@@ -70,13 +76,23 @@ impl Catalog {
         }
         self.entries.insert(
             id,
-            EntryState { id, seq: record.seq(), timestamp: record.timestamp(), entry: entry.clone(), votes },
+            EntryState {
+                id,
+                seq: record.seq(),
+                timestamp: record.timestamp(),
+                entry: entry.clone(),
+                votes,
+                events,
+            },
         );
     }
 
     fn add(&mut self, target: RecordId, event: Early) {
         match self.entries.get_mut(&target) {
-            Some(state) => apply_to(&mut state.votes, event),
+            Some(state) => {
+                let at = apply_to(&mut state.votes, event);
+                state.events.push(at);
+            }
             None => self.early.entry(target).or_default().push(event),
         }
     }
@@ -114,9 +130,16 @@ impl Catalog {
     }
 }
 
-fn apply_to(votes: &mut EntryVotes, event: Early) {
+/// Applies `event` and returns where its record sits.
+fn apply_to(votes: &mut EntryVotes, event: Early) -> (MemberId, u64) {
     match event {
-        Early::Vote { voter, seq, verdict } => votes.add_vote(voter, seq, verdict),
-        Early::Retract { by } => votes.add_retraction(by),
+        Early::Vote { voter, seq, verdict } => {
+            votes.add_vote(voter, seq, verdict);
+            (voter, seq)
+        }
+        Early::Retract { by, seq } => {
+            votes.add_retraction(by);
+            (by, seq)
+        }
     }
 }

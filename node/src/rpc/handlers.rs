@@ -11,9 +11,9 @@ use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::api::{
-    AlertList, CastVote, EntryFilter, EntryPage, EntryView, MatchHashes, MatchResponse, MembershipView,
-    PeerList, ProposalWritten, ProposeChanges, RawRecord, RecordsQuery, RetractEntry, StatusView,
-    SubmitEntry, Written,
+    AlertList, CastVote, EntryFilter, EntryPage, EntryView, HistoryView, MatchHashes, MatchResponse,
+    MembershipView, PeerList, ProposalWritten, ProposeChanges, QueueQuery, QueueView, RawRecord,
+    RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
 };
 use crate::config::Role;
 use crate::net::PeerView;
@@ -306,4 +306,32 @@ pub(super) async fn approve(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a proposal id (64 hex digits)")))?;
     Ok((StatusCode::CREATED, Json(node.approve(id).await?)))
+}
+
+pub(super) async fn queue(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<QueueQuery>, QueryRejection>,
+) -> Result<Json<QueueView>> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    let Query(q) = query?;
+    Ok(Json(node.queue(&q)))
+}
+
+pub(super) async fn history(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<HistoryView>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.history(&entry_id(path)?)?))
+}
+
+pub(super) async fn export_proof(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<crate::audit::ProofBundle>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    Ok(Json(node.export_proof(&entry_id(path)?)?))
 }

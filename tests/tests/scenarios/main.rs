@@ -4,5 +4,6 @@ mod federation;
 mod governance;
 mod matching;
 mod replication;
+mod review;
 mod rpc;
 mod startup;
