@@ -125,8 +125,25 @@ fn every_verb_has_help() {
         .filter(|v| v != "help")
         .collect();
     let needed = [
-        "init", "run", "keygen", "devnet", "status", "peers", "submit", "vote", "retract", "entries", "show",
-        "match", "hash", "records", "queue", "history", "export-proof", "verify", "member",
+        "init",
+        "run",
+        "keygen",
+        "devnet",
+        "status",
+        "peers",
+        "submit",
+        "vote",
+        "retract",
+        "entries",
+        "show",
+        "match",
+        "hash",
+        "records",
+        "queue",
+        "history",
+        "export-proof",
+        "verify",
+        "member",
     ];
     for verb in needed {
         assert!(listed.iter().any(|l| l == verb), "{verb} is listed in --help: {top}");

@@ -120,9 +120,11 @@ impl TestNode {
         self.call("POST", "/v1/entries", Some(&self.submitter), Some(body)).await
     }
 
-    /// Votes on an entry through the RPC; the raw reply.
+    /// Votes on an entry through the RPC (a dispute with a reason, which it needs); the raw
+    /// reply.
     pub async fn vote(&self, entry: &str, verdict: &str) -> Reply {
-        let body = serde_json::json!({ "verdict": verdict });
+        let reason = (verdict == "dispute").then_some("disputed in a test");
+        let body = serde_json::json!({ "verdict": verdict, "reason": reason });
         self.call("POST", &format!("/v1/entries/{entry}/votes"), Some(&self.admin), Some(body)).await
     }
 

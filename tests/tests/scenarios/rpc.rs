@@ -2,7 +2,7 @@
 //! of bad input (each must be a 4xx with a message that says what is wrong).
 
 use hashmesh_protocol::Record;
-use hashmesh_tests::{TestNet, TestNode};
+use hashmesh_tests::{TestNet, TestNode, wait_until};
 use serde_json::json;
 
 const MD5: &str = "md5:0123456789abcdef0123456789abcdef";
@@ -307,8 +307,10 @@ async fn every_node_derives_the_same_status_from_votes_and_retractions_made_else
     for n in 1..=5 {
         ids.push(a.submit(&[&md5(n)], "csam").await);
     }
-    // Lapsed long ago; and one that lapses in 2100.
-    ids.push(submit_with(a, &md5(6), "drugs", json!({ "expires_at": 1 })).await);
+    // One that lapses in a moment (an expiry in the past is refused at submit); and one that
+    // lapses in 2100.
+    let lapses = hashmesh_node::node::now_ms() + 1_000;
+    ids.push(submit_with(a, &md5(6), "drugs", json!({ "expires_at": lapses })).await);
     ids.push(submit_with(a, &md5(7), "drugs", json!({ "expires_at": 4_102_444_800_000_u64 })).await);
     net.wait_converged(&[0, 1, 2], 7).await.expect("entries everywhere");
     let votes = [
@@ -330,6 +332,9 @@ async fn every_node_derives_the_same_status_from_votes_and_retractions_made_else
     let reply = a.call("POST", &format!("/v1/entries/{}/retract", ids[4]), Some(&a.admin), None).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     net.wait_converged(&[0, 1, 2], 7 + votes.len() + 1).await.expect("votes everywhere");
+    wait_until("the short expiry to pass", || async { hashmesh_node::node::now_ms() > lapses })
+        .await
+        .expect("time passes");
     let expected = [
         "verified",  // two confirmations (2 of the 2 other members)
         "pending",   // one of two
