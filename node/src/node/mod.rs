@@ -162,9 +162,26 @@ impl RunningNode {
         let key = identity::load(&data_dir.join(&config.key_file))?;
         let genesis = read_manifest(&data_dir.join(&config.manifest))?;
         let me = MemberId::from_key(&key.verifying_key());
-        let store = Store::open(&data_dir.join(&config.db), &genesis.name, me)?;
+        let db = data_dir.join(&config.db);
+        let store = Store::open_unclaimed(&db, &genesis.name)?;
         let replica = Replica::open(store, genesis)?;
         let manifest = replica.governance().current().clone();
+        match replica.store().member()? {
+            // A data dir whose member's key an epoch rotated to this key is this member's still.
+            Some(held) if manifest.retired_key(&held).is_some_and(|r| r.successor == Some(me)) => {
+                tracing::info!(old = %held, new = %me, "this member's key was rotated: the node signs with the new key from now on");
+                replica.store().claim_member(&db, me, Some(held))?;
+            }
+            // Another key's data dir, and this key is no member here yet: perhaps an epoch this
+            // node has not seen rotated that key to this one. Replicate without claiming; the
+            // writer claims the store when that epoch arrives (writes are refused until then).
+            Some(held) if held != me && !manifest.is_member(&me) => tracing::warn!(
+                held = %held,
+                member = %me,
+                "this data dir belongs to another member key, and this key is not a member in the epochs this node holds: it replicates, and takes over the data dir only if an epoch rotated that key to this one"
+            ),
+            _ => replica.store().claim_member(&db, me, None)?,
+        }
         tracing::info!(federation = %manifest.name, epoch = manifest.epoch, member = %me, records = replica.read_view().records(), "replica loaded");
         if !manifest.is_member(&me) {
             tracing::warn!(

@@ -96,11 +96,10 @@ fn run(
             rx.close(); // later senders learn the writer is gone
         }
         if round(&mut replica, key, &mut jobs) {
-            tracing::info!(
-                epoch = replica.governance().current().epoch,
-                "a new membership epoch took effect"
-            );
-            manifest.send_replace(replica.governance().current().clone());
+            let current = replica.governance().current().clone();
+            tracing::info!(epoch = current.epoch, "a new membership epoch took effect");
+            take_over_if_rotated(&replica, key, &current);
+            manifest.send_replace(current);
         }
         if close.is_some() {
             break;
@@ -112,6 +111,21 @@ fn run(
     }
     if let Some(reply) = close {
         let _ = reply.send(flushed);
+    }
+}
+
+/// Claims the store for `key` if `manifest` rotated the key it belongs to to `key` (the node
+/// was restarted with its member's new key before it had the epoch that rotated it).
+fn take_over_if_rotated(replica: &Replica, key: &SigningKey, manifest: &Manifest) {
+    let me = MemberId::from_key(&key.verifying_key());
+    let Ok(Some(held)) = replica.store().member() else { return };
+    if held != me && manifest.retired_key(&held).is_some_and(|r| r.successor == Some(me)) {
+        match replica.store().pass_to(held, me) {
+            Ok(_) => {
+                tracing::info!(old = %held, new = %me, "this member's key was rotated: the data dir is the new key's now")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record the key rotation in the store"),
+        }
     }
 }
 

@@ -64,6 +64,14 @@ impl Store {
     /// Opens (or creates) the store in `dir`, and checks it belongs to `federation` and
     /// `member`: a data dir is never silently shared between identities.
     pub fn open(dir: &Path, federation: &str, member: MemberId) -> Result<Self, StoreError> {
+        let store = Self::open_unclaimed(dir, federation)?;
+        store.claim_member(dir, member, None)?;
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store in `dir` and checks it belongs to `federation`; the member
+    /// it belongs to is checked by [`Store::claim_member`] once the membership is known.
+    pub fn open_unclaimed(dir: &Path, federation: &str) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let store = Self {
             records: db.open_tree("records")?,
@@ -76,13 +84,48 @@ impl Store {
             held: String::from_utf8_lossy(held).into_owned(),
             wanted: federation.to_owned(),
         })?;
-        store.claim(META_MEMBER, &member.0, |held| StoreError::WrongIdentity {
+        store.db.flush()?;
+        Ok(store)
+    }
+
+    /// Checks the store belongs to `member`, and claims it if it belongs to no one yet. A
+    /// store of `rotated_from` — the key a membership epoch rotated to `member` — passes to
+    /// `member`: the same member, signing with its new key.
+    pub fn claim_member(
+        &self,
+        dir: &Path,
+        member: MemberId,
+        rotated_from: Option<MemberId>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = rotated_from {
+            self.pass_to(old, member)?;
+        }
+        self.claim(META_MEMBER, &member.0, |held| StoreError::WrongIdentity {
             path: dir.to_owned(),
             held: hex::encode(held),
             wanted: member.to_string(),
         })?;
-        store.db.flush()?;
-        Ok(store)
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Passes a store of `from` to `to` (an epoch rotated `from`'s key to `to`), durably.
+    /// Returns whether the store was `from`'s.
+    pub fn pass_to(&self, from: MemberId, to: MemberId) -> Result<bool, StoreError> {
+        let swapped = self.meta.compare_and_swap(META_MEMBER, Some(&from.0[..]), Some(&to.0[..]))?.is_ok();
+        if swapped {
+            self.db.flush()?;
+        }
+        Ok(swapped)
+    }
+
+    /// The member this store belongs to, if it was claimed.
+    pub fn member(&self) -> Result<Option<MemberId>, StoreError> {
+        Ok(self
+            .meta
+            .get(META_MEMBER)?
+            .and_then(|held| <[u8; 32]>::try_from(held.as_ref()).ok())
+            .map(MemberId))
     }
 
     fn claim(

@@ -218,3 +218,87 @@ async fn bad_governance_requests_get_a_clear_4xx_and_change_nothing() {
     assert_eq!(a.status().await.records, records + 1, "only the one valid proposal was written");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_signs_from_then_on_and_the_old_keys_history_stays_valid() {
+    let mut net = TestNet::new(3).await.expect("testnet");
+    let old = net.nodes[2].member;
+    let own = net.nodes[2].submit(&[&md5(30)], "csam").await;
+    let theirs = net.nodes[0].submit(&[&md5(31)], "csam").await;
+    net.wait_converged(&[0, 1, 2], 2).await.expect("replicated");
+    assert_eq!(net.nodes[2].vote(&theirs, "confirm").await.status, 201);
+    let new_key = hashmesh_tests::seeded_key(60);
+    let new_member = hashmesh_protocol::MemberId::from_key(&new_key.verifying_key());
+    let new_peer = hashmesh_node::identity::peer_id(&new_key);
+    let proposed = propose(
+        &net.nodes[0],
+        json!({ "rotate": [{ "member": old.to_string(), "key": new_member.to_string(), "last_seq": 2, "peers": [new_peer] }] }),
+    )
+    .await;
+    assert_eq!(proposed.status, 201, "{proposed:?}");
+    let id = proposed.body["proposal"].as_str().expect("id").to_owned();
+    wait_until("node1 to see the proposal", || async {
+        membership(&net.nodes[1]).await["pending"][0]["id"] == id.as_str()
+    })
+    .await
+    .expect("replicated");
+    assert_eq!(approve(&net.nodes[1], &id).await.status, 201);
+    // The others let go of the old peer id at once, so the rotated node may not hear of the
+    // epoch before it restarts; it learns it from them when it comes back.
+    wait_epoch(&net, &[0, 1], 2).await;
+    // The member's node restarts with its new key (and so a new peer id), on the same data.
+    net.nodes[2].stop().await;
+    let key_file = net.nodes[2].dir.path().join("member.key");
+    std::fs::remove_file(&key_file).expect("old key removed");
+    hashmesh_node::identity::write(&key_file, &new_key).expect("key written");
+    net.nodes[2].start().await.expect("restarts with the new key");
+    net.nodes[2].member = new_member;
+    assert_eq!(net.nodes[2].status().await.member, new_member);
+    net.introduce_all().await.expect("addresses");
+    net.wait_connected().await.expect("the new peer id is let in");
+    net.wait_writable().await.expect("writable under the new key");
+    wait_epoch(&net, &[0, 1, 2], 2).await;
+    for node in &net.nodes {
+        let status = node.status().await;
+        assert!(
+            status.logs.iter().any(|l| l.author == old && l.seq == 2),
+            "{}: the old key's log ends at 2",
+            node.name
+        );
+    }
+    // Its old entry and old vote still count; its new key's vote replaces the old key's.
+    for node in &net.nodes {
+        assert!(node.entry_status(&own).is_some(), "{}: the old key's entry stays", node.name);
+    }
+    assert_eq!(net.nodes[1].vote(&theirs, "confirm").await.status, 201);
+    let records = net.nodes[1].status().await.records;
+    net.wait_converged(&[0, 1, 2], records).await.expect("replicated");
+    for node in &net.nodes {
+        assert_eq!(node.entry_status(&theirs), Some(hashmesh_protocol::Status::Verified), "{}", node.name);
+    }
+    let changed = net.nodes[2]
+        .call(
+            "POST",
+            &format!("/v1/entries/{theirs}/votes"),
+            Some(&net.nodes[2].admin),
+            Some(json!({ "verdict": "dispute", "reason": "second look" })),
+        )
+        .await;
+    assert_eq!(changed.status, 201, "{changed:?}");
+    net.wait_converged(&[0, 1, 2], records + 1).await.expect("replicated");
+    for node in &net.nodes {
+        // One member, two keys: the new key's dispute counts, not both votes.
+        assert_eq!(node.entry_status(&theirs), Some(hashmesh_protocol::Status::Rejected), "{}", node.name);
+    }
+    // The whole story verifies offline, across the rotation.
+    let exported = net.nodes[1]
+        .call("GET", &format!("/v1/entries/{theirs}/proof"), Some(&net.nodes[1].matcher), None)
+        .await;
+    let bundle: hashmesh_node::audit::ProofBundle = serde_json::from_value(exported.body).expect("bundle");
+    let verified = bundle.verify(Some(&net.manifest)).expect("verifies");
+    assert_eq!(
+        (verified.epoch, verified.status, verified.events),
+        (2, hashmesh_protocol::Status::Rejected, 3)
+    );
+    net.shutdown().await;
+}
