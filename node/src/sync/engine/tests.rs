@@ -346,3 +346,21 @@ fn with_no_peer_in_time_the_own_log_is_stuck_or_unconfirmed_as_configured() {
     let alone = Engine::<u8>::new(EngineConfig { alone: true, ..engine().config });
     assert_eq!(alone.own_log(), OwnLog::Confirmed);
 }
+
+/// A peer's log of this member counts up to its head, or up to just before its fork: own
+/// writes wait while either is past what this node holds.
+#[test]
+fn the_own_log_waits_while_a_peer_shows_more_of_it_up_to_any_fork() {
+    let local = FakeReplica { clock: clock(&[(0, log(2, 2))]), ..FakeReplica::default() };
+    for (theirs, confirmed) in [
+        (LogClock { seq: 5, id: id(5), fork: None }, false),
+        (LogClock { seq: 5, id: id(5), fork: Some(mark(4, 1)) }, false),
+        (LogClock { seq: 5, id: id(5), fork: Some(mark(3, 1)) }, true),
+        (LogClock { seq: 2, id: id(2), fork: None }, true),
+    ] {
+        let mut e = engine();
+        e.handle(Event::Connected(1), &local);
+        let out = e.handle(Event::Heads(1, clock(&[(0, theirs)])), &local);
+        assert_eq!(out.contains(&Output::OwnLog(OwnLog::Confirmed)), confirmed, "{theirs:?}: {out:?}");
+    }
+}
