@@ -221,7 +221,7 @@ pub struct VoteArgs {
     /// confirm or dispute.
     #[arg(value_parser = parse_verdict)]
     pub verdict: Verdict,
-    /// Why.
+    /// Why (required for a dispute: the other members' reviewers read it).
     #[arg(long)]
     pub reason: Option<String>,
 }
