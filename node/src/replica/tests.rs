@@ -450,4 +450,5 @@ fn perceptual_fingerprints_go_to_the_perceptual_index_exact_ones_do_not() {
     assert!(view.catalog().exact(&pdq).is_empty());
 }
 
+mod epochs;
 mod writer_thread;

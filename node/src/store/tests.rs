@@ -204,3 +204,24 @@ fn a_store_held_open_is_refused_after_a_bounded_wait_and_freed_on_close() {
     // Once closed, the store opens again (sled lets go of its lock from a background thread).
     drop(open(dir.path(), member));
 }
+
+/// A store passes from a key to its successor only from the key it belongs to, and a store
+/// of another member is still refused.
+#[test]
+fn a_store_passes_to_a_rotated_key_and_to_no_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old, new, other) = (MemberId([1; 32]), MemberId([2; 32]), MemberId([3; 32]));
+    let store = Store::open(dir.path(), "fed", old).expect("opens");
+    assert_eq!(store.member().expect("read"), Some(old));
+    assert!(!store.pass_to(other, new).expect("cas"), "not other's store");
+    assert_eq!(store.member().expect("read"), Some(old));
+    let refused = store.claim_member(dir.path(), new, None).expect_err("another key");
+    assert!(matches!(refused, StoreError::WrongIdentity { .. }), "{refused}");
+    store.claim_member(dir.path(), new, Some(old)).expect("rotated to new");
+    assert_eq!(store.member().expect("read"), Some(new));
+    assert!(!store.pass_to(old, other).expect("cas"), "passed once, from its holder only");
+    drop(store);
+    let unclaimed =
+        Store::open_unclaimed(tempfile::tempdir().expect("tempdir").path(), "fed").expect("opens");
+    assert_eq!(unclaimed.member().expect("read"), None);
+}
