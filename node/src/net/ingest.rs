@@ -6,7 +6,7 @@
 //! verified while the last one is written — and keep arrival order, so one author's batches
 //! are stored in seq order. Each outcome goes back to the event loop as a [`Command`].
 
-use hashmesh_protocol::{EquivocationProof, Record};
+use hashmesh_protocol::{EquivocationProof, Record, ValidationError};
 use libp2p::{PeerId, gossipsub};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
@@ -173,6 +173,14 @@ async fn store(replica: &ReplicaHandle, checked: Checked) -> Option<Vec<Command>
             let (outcome, proofs) = replica.ingest(vec![record]).await.ok()?;
             publish(&proofs, &mut out);
             let verdict = match outcome {
+                // A member this node's epoch does not list yet: the sender may be an epoch
+                // ahead. No fault of the sender's; sync brings the record once the epoch does.
+                RunOutcome {
+                    error: Some(IngestError::Invalid(ValidationError::NotMember(author))), ..
+                } => {
+                    tracing::debug!(%author, "gossip from a key that is not a member in this node's epoch");
+                    Verdict::Ignore
+                }
                 RunOutcome { error: Some(IngestError::Invalid(e)), .. } => Verdict::Reject(e.to_string()),
                 RunOutcome { error: Some(IngestError::Store(e)), .. } => {
                     tracing::error!(error = %e, "cannot store a gossiped record");
