@@ -2,7 +2,7 @@
 
 use hashmesh_protocol::{
     Action, Category, Changes, Fingerprint, FingerprintKind, Manifest, MemberId, MemberInfo, PolicyParams,
-    ProposalId, RecordId, Status, Verdict,
+    ProposalId, RecordId, Rotation, Status, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -323,9 +323,10 @@ pub struct ProposeChanges {
     /// Members to remove.
     #[serde(default)]
     pub remove: Vec<RemoveMember>,
-    /// Members whose key, peer ids or addresses change.
+    /// Members whose key, peer ids or addresses change (a new key's `last_seq` defaults to
+    /// the old key's last record this node holds).
     #[serde(default)]
-    pub rotate: Vec<RotateMember>,
+    pub rotate: Vec<Rotation>,
     /// New policy numbers (all of them: an absent number takes its default).
     #[serde(default)]
     pub policy: Option<PolicyParams>,
@@ -343,26 +344,6 @@ pub struct RemoveMember {
     /// Whether its votes keep counting (default false).
     #[serde(default)]
     pub votes_count: bool,
-}
-
-/// A member's new key, peer ids or addresses.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotateMember {
-    /// The member, by its current key.
-    pub member: MemberId,
-    /// Its new signing key.
-    #[serde(default)]
-    pub key: Option<MemberId>,
-    /// The last seq of the old key's log (default: the last this node holds).
-    #[serde(default)]
-    pub last_seq: Option<u64>,
-    /// Its nodes' peer ids, replacing the list.
-    #[serde(default)]
-    pub peers: Option<Vec<String>>,
-    /// Its nodes' addresses, replacing the list.
-    #[serde(default)]
-    pub addresses: Option<Vec<String>>,
 }
 
 /// A membership record just written.

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hashmesh_protocol::{Changes, MemberId, MemberInfo, ProposalId};
+use hashmesh_protocol::{Changes, MemberId, MemberInfo, ProposalId, Rotation};
 
 use super::client::Client;
-use crate::api::{MembershipView, ProposalWritten, ProposeChanges, RemoveMember, RotateMember};
+use crate::api::{MembershipView, ProposalWritten, ProposeChanges, RemoveMember};
 
 /// `hashmesh member …`.
 #[derive(Debug, Subcommand)]
@@ -135,17 +135,7 @@ fn changes(args: ProposeArgs) -> anyhow::Result<ProposeChanges> {
             .into_iter()
             .map(|r| RemoveMember { key: r.key, last_seq: Some(r.last_seq), votes_count: r.votes_count })
             .collect(),
-        rotate: from_file
-            .rotate
-            .into_iter()
-            .map(|r| RotateMember {
-                member: r.member,
-                key: r.key,
-                last_seq: r.last_seq,
-                peers: r.peers,
-                addresses: r.addresses,
-            })
-            .collect(),
+        rotate: from_file.rotate,
         policy: from_file.policy,
     };
     if let (Some(name), Some(key)) = (args.add_name, args.add_key) {
@@ -157,7 +147,7 @@ fn changes(args: ProposeArgs) -> anyhow::Result<ProposeChanges> {
         votes_count: args.keep_votes,
     }));
     if let Some(member) = args.rotate {
-        req.rotate.push(RotateMember {
+        req.rotate.push(Rotation {
             member,
             key: args.new_key,
             last_seq: args.last_seq,

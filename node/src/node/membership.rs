@@ -9,7 +9,6 @@ use hashmesh_protocol::{
 use super::{NodeError, NodeHandle};
 use crate::api::{
     ApprovalView, EpochView, MembershipView, ProposalView, ProposalWritten, ProposeChanges, RemoveMember,
-    RotateMember,
 };
 
 impl NodeHandle {
@@ -33,12 +32,9 @@ impl NodeHandle {
                 rotate: req
                     .rotate
                     .into_iter()
-                    .map(|RotateMember { member, key, last_seq, peers, addresses }| Rotation {
-                        member,
-                        last_seq: key.map(|_| last_seq.unwrap_or_else(|| head(&member))),
-                        key,
-                        peers,
-                        addresses,
+                    .map(|r| Rotation {
+                        last_seq: r.key.map(|_| r.last_seq.unwrap_or_else(|| head(&r.member))),
+                        ..r
                     })
                     .collect(),
                 policy: req.policy,
