@@ -40,15 +40,16 @@ pub(super) fn history(c: &Client, id: RecordId, json: bool) -> anyhow::Result<()
         };
         let by = e.reviewer.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
         let why = e.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.timestamp);
         say!(
-            "{:>13} {:<8} by {}{by} seq {} -> {}{why}",
-            e.timestamp,
+            "{} {:<8} by {}{by} seq {} -> {}{why}",
+            humantime_serde::re::humantime::format_rfc3339_millis(at),
             what,
             e.author_name.as_deref().unwrap_or("?"),
             e.seq,
             e.status.name()
         );
-        say!("              record {} signature {}…", e.id, &e.signature[..32]);
+        say!("    record {} signature {}…", e.id, e.signature.get(..32).unwrap_or(&e.signature));
     }
     Ok(())
 }
