@@ -301,6 +301,26 @@ fn proposal_ids_are_hex_and_name_epoch_and_text() {
     assert_ne!(id, ProposalId::of(2, "y"));
     assert_eq!(id.to_string().parse::<ProposalId>(), Ok(id));
     assert!("zz".parse::<ProposalId>().is_err());
+    assert_eq!(String::from(id), id.to_string());
+    assert_eq!(format!("{id:?}"), format!("ProposalId({})", &id.to_string()[..8]));
+    assert_eq!(ProposalId::try_from(id.to_string()), Ok(id));
+}
+
+#[test]
+fn proposals_and_the_records_taken_in_can_be_looked_up() {
+    let mut g = Governance::new(genesis(3));
+    let four = add(4);
+    g.add(&record(1, 3, 2, &four));
+    g.add(&record(2, 5, 2, &add(5)));
+    let id = ProposalId::of(2, &four.to_toml());
+    let p = g.proposal(&id).expect("known");
+    assert_eq!((p.epoch, p.text.as_str(), &p.changes), (2, four.to_toml().as_str(), &four));
+    assert!(g.proposal(&ProposalId::of(3, &four.to_toml())).is_none());
+    let mut taken: Vec<(MemberId, u64)> = g.records().collect();
+    taken.sort();
+    let mut want = vec![(key(1), 3), (key(2), 5)];
+    want.sort();
+    assert_eq!(taken, want);
 }
 
 proptest! {
