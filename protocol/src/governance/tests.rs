@@ -366,3 +366,61 @@ proptest! {
         prop_assert_eq!(chain(&shuffled), expected);
     }
 }
+
+/// Whichever of a member's keys sorts first, its newest key's vote is the one that counts.
+#[test]
+fn the_newest_keys_vote_wins_whichever_key_sorts_first() {
+    for (old, new) in [(3u8, 7u8), (7, 3)] {
+        let mut members = genesis(2).members;
+        members.push(info(old));
+        let start = Manifest { members, ..genesis(2) };
+        let rotate = Changes {
+            rotate: vec![Rotation {
+                member: key(old),
+                key: Some(key(new)),
+                last_seq: Some(5),
+                peers: None,
+                addresses: None,
+            }],
+            ..Changes::default()
+        };
+        let policy = start.apply(&rotate).expect("applies").policy();
+        let mut e = EntryVotes::new(key(1), None);
+        e.add_vote(key(old), 5, Verdict::Confirm);
+        e.add_vote(key(new), 1, Verdict::Dispute);
+        e.add_vote(key(2), 1, Verdict::Confirm);
+        // Quorum 2 of the 2 voters: 1 confirm against 1 dispute, not 2 confirms.
+        assert_eq!(e.status(&policy, 0), Status::Rejected, "old {old}, new {new}");
+    }
+}
+
+#[test]
+fn a_retired_key_cannot_be_listed_twice_or_as_a_member() {
+    let two = genesis(2).apply(&remove(2, 4, false)).expect("applies");
+    assert_eq!(two.log_keys(), [key(1), key(2)].into_iter().collect());
+    let mut twice = two.clone();
+    twice.retired.push(twice.retired[0].clone());
+    assert!(matches!(twice.check(), Err(ManifestError::Rule(m)) if m.contains("retired")));
+    let mut back = two.clone();
+    back.members.push(info(2));
+    assert!(matches!(back.check(), Err(ManifestError::Rule(m)) if m.contains("retired")));
+    assert_eq!(two.check(), Ok(()));
+}
+
+#[test]
+fn verdicts_and_actions_have_lowercase_names_and_votes_show_their_seq() {
+    assert_eq!((Verdict::Confirm.name(), Verdict::Dispute.name()), ("confirm", "dispute"));
+    assert_eq!(
+        (crate::Action::Remove.name(), crate::Action::Review.name(), crate::Action::None.name()),
+        ("remove", "review", "none")
+    );
+    let mut e = EntryVotes::new(key(1), None);
+    assert!(!e.is_retracted());
+    e.add_vote(key(2), 4, Verdict::Confirm);
+    e.add_vote(key(2), 6, Verdict::Dispute);
+    assert_eq!(e.latest().collect::<Vec<_>>(), [(key(2), 6, Verdict::Dispute)]);
+    e.add_retraction(key(2));
+    assert!(!e.is_retracted(), "only the author retracts");
+    e.add_retraction(key(1));
+    assert!(e.is_retracted());
+}
