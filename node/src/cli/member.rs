@@ -86,7 +86,12 @@ pub(super) fn run(c: &Client, command: MemberCommand, json: bool) -> anyhow::Res
                 super::commands::print_json(&m);
                 return Ok(());
             }
-            say!("federation {}  epoch {}  manifest {}", m.manifest.name, m.epoch, &m.digest[..16]);
+            say!(
+                "federation {}  epoch {}  manifest {}",
+                m.manifest.name,
+                m.epoch,
+                m.digest.get(..16).unwrap_or(&m.digest)
+            );
             for member in &m.manifest.members {
                 say!("  member  {:<16} {}  peers {}", member.name, member.key, member.peers.join(","));
             }
