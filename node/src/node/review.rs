@@ -1,7 +1,7 @@
 //! What admins review: the queue of entries awaiting this member's vote, an entry's signed
 //! history, and a proof of its status that can be checked offline.
 
-use hashmesh_protocol::{Body, EntryVotes, Record, RecordId, Status, Verdict};
+use hashmesh_protocol::{Body, EntryVotes, MemberId, Record, RecordId, Status, Verdict};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::api::{HistoryEvent, HistoryView, QueueItem, QueueQuery, QueueView};
@@ -17,7 +17,8 @@ impl NodeHandle {
         let (total, entries) = {
             let view = self.shared.replica.view();
             let policy = view.policy();
-            let mut waiting: Vec<(u64, RecordId)> = view
+            // Oldest first by the author's clock; one author's entries in its log's order.
+            let mut waiting: Vec<(u64, MemberId, u64, RecordId)> = view
                 .catalog()
                 .after(None)
                 .filter(|s| {
@@ -26,14 +27,14 @@ impl NodeHandle {
                     let open = matches!(s.votes.status(policy, now), Status::Pending | Status::Disputed);
                     !mine && !voted && open
                 })
-                .map(|s| (s.timestamp, s.id))
+                .map(|s| (s.timestamp, s.votes.author(), s.seq, s.id))
                 .collect();
             waiting.sort_unstable();
             let total = waiting.len();
             let entries: Vec<_> = waiting
                 .iter()
                 .take(limit)
-                .filter_map(|(_, id)| view.catalog().get(id))
+                .filter_map(|(_, _, _, id)| view.catalog().get(id))
                 .map(|s| self.entry_view(&view, s, now))
                 .collect();
             (total, entries)
