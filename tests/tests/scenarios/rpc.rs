@@ -309,7 +309,7 @@ async fn every_node_derives_the_same_status_from_votes_and_retractions_made_else
     }
     // One that lapses in a moment (an expiry in the past is refused at submit); and one that
     // lapses in 2100.
-    let lapses = hashmesh_node::node::now_ms() + 1_000;
+    let lapses = hashmesh_node::node::now_ms() + 2_000;
     ids.push(submit_with(a, &md5(6), "drugs", json!({ "expires_at": lapses })).await);
     ids.push(submit_with(a, &md5(7), "drugs", json!({ "expires_at": 4_102_444_800_000_u64 })).await);
     net.wait_converged(&[0, 1, 2], 7).await.expect("entries everywhere");
