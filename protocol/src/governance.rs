@@ -141,6 +141,7 @@ impl Manifest {
                 votes_count: removal.votes_count,
             });
         }
+        let mut rotated = std::collections::BTreeSet::new();
         for rotation in &changes.rotate {
             let Some(member) = next.members.iter_mut().find(|m| m.key == rotation.member) else {
                 return rule(format!(
@@ -148,6 +149,11 @@ impl Manifest {
                     rotation.member, self.epoch
                 ));
             };
+            // One rotation per member and epoch: each of a member's keys then retires in an
+            // epoch of its own, which orders its votes by key without ties.
+            if !rotated.insert(member.name.clone()) {
+                return rule(format!("member {:?} is rotated twice in one proposal", member.name));
+            }
             if let Some(peers) = &rotation.peers {
                 member.peers.clone_from(peers);
             }

@@ -220,6 +220,9 @@ fn rotation_keeps_the_member_and_chains_its_old_keys_to_the_new_one() {
     assert!(three.accepts(&key(7), 6).is_err());
     // A rotated-away key cannot come back, and a rotation needs the old log's end.
     assert!(three.apply(&add(3)).is_err());
+    let mut twice = rotate(8, 9, 5);
+    twice.rotate.push(rotate(9, 10, 0).rotate.remove(0));
+    assert!(matches!(three.apply(&twice), Err(ManifestError::Rule(m)) if m.contains("rotated twice")));
     let mut no_seq = rotate(8, 9, 0);
     no_seq.rotate[0].last_seq = None;
     assert!(three.apply(&no_seq).is_err());
