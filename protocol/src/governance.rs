@@ -322,7 +322,10 @@ impl Governance {
     /// signed a record for it.
     pub fn pending(&self) -> Vec<(&Proposal, Vec<Approval>)> {
         let current = self.current().epoch;
-        self.proposals.values().filter(|p| p.epoch > current).map(|p| (p, self.signers(p))).collect()
+        let mut pending: Vec<_> =
+            self.proposals.values().filter(|p| p.epoch > current).map(|p| (p, self.signers(p))).collect();
+        pending.sort_by_key(|(p, _)| (p.epoch, p.id));
+        pending
     }
 
     /// Everyone who signed a record for `proposal`, by member key.

@@ -147,6 +147,8 @@ fn records_for_a_decided_or_far_epoch_wait_or_change_nothing() {
         g.add(&record(n, 2, 3, &five));
     }
     assert_eq!(g.current().epoch, 1);
+    g.add(&record(3, 1, 2, &add(6)));
+    assert_eq!(g.pending().iter().map(|(p, _)| p.epoch).collect::<Vec<_>>(), [2, 3], "oldest epoch first");
     g.add(&record(1, 1, 2, &four));
     let effect = g.add(&record(2, 1, 2, &four));
     assert_eq!(effect.iter().map(|m| m.epoch).collect::<Vec<_>>(), [2], "epoch 3 needs 3 of 4 now");
