@@ -364,3 +364,15 @@ fn the_own_log_waits_while_a_peer_shows_more_of_it_up_to_any_fork() {
         assert_eq!(out.contains(&Output::OwnLog(OwnLog::Confirmed)), confirmed, "{theirs:?}: {out:?}");
     }
 }
+
+/// A member added by a new epoch is read from peers' clocks from then on.
+#[test]
+fn a_key_added_by_an_epoch_is_fetched_once_the_engine_knows_it() {
+    let local = FakeReplica::default();
+    let theirs = clock(&[(9, log(3, 1))]);
+    let (mut e, sends) = planned(&local, &[1], &theirs);
+    assert_eq!(sends, vec![], "9 is no member yet");
+    e.set_members([0, 1, 2, 9].map(member).into_iter().collect());
+    assert_eq!(e.handle(Event::Compare(1), &local), vec![Output::AskHeads(1)]);
+    assert_eq!(e.handle(Event::Heads(1, theirs), &local), vec![Output::Send(1, catch_up(9, 1, 3))]);
+}
