@@ -75,6 +75,12 @@ pub(super) async fn metrics(State(node): State<NodeHandle>, headers: HeaderMap) 
         "Member peers whose replica equals ours.",
         status.in_sync_with.len() as u64,
     );
+    gauge("hashmesh_epoch", "Membership epoch in force.", status.epoch);
+    gauge(
+        "hashmesh_pending_proposals",
+        "Membership proposals not yet in effect.",
+        node.membership().pending.len() as u64,
+    );
     gauge(
         "hashmesh_refused_connections",
         "Connections refused because the peer is not a member.",
