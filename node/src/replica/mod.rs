@@ -431,8 +431,10 @@ impl Replica {
             let Some(record) = self.buffer.take(&author, head.seq + 1) else { break };
             if self.fork_seq(&author).is_some_and(|f| record.seq() >= f)
                 || record.check_follows(Some(head.id)).is_err()
+                || self.check_rules(&record).is_err()
             {
-                // Off the chain held: sync will find out why; the buffer must not keep it.
+                // Off the chain held, or no longer counting (an epoch ended its key's log
+                // while it waited): the buffer must not keep it; sync finds out the rest.
                 break;
             }
             self.staged.entry(author).or_default().push(record);

@@ -136,3 +136,25 @@ fn a_forked_member_is_cleared_by_rotating_its_key() {
     assert!(view.policy().forked.is_empty(), "the member signs with a clean key now");
     assert!(view.proofs().contains_key(&id_of(3)), "the proof stays as evidence");
 }
+
+#[test]
+fn a_buffered_record_past_a_retired_keys_end_is_not_stored_when_the_gap_fills() {
+    let mut r = replica(&tempfile::tempdir().expect("tempdir").keep(), 1);
+    let mut three = replica(&tempfile::tempdir().expect("tempdir").keep(), 3);
+    let by_three: Vec<Record> = (1..=3).map(|n| author(&mut three, 3, entry(n))).collect();
+    carry(&mut r, &by_three[..1]);
+    // Seq 3 waits for seq 2.
+    assert_eq!(ingest(&mut r, &by_three[2]).expect("ingest"), Ingested::Buffered { next: 2 });
+    let removal = Changes {
+        remove: vec![Removal { key: id_of(3), last_seq: 2, votes_count: false }],
+        ..Changes::default()
+    };
+    author(&mut r, 1, propose(&removal));
+    let mut two = replica(&tempfile::tempdir().expect("tempdir").keep(), 2);
+    carry(&mut r, &[author(&mut two, 2, propose(&removal))]);
+    assert_eq!(r.governance().current().epoch, 2);
+    // Seq 2 is within the log and is stored; seq 3, waiting past the end, is not.
+    assert_eq!(ingest(&mut r, &by_three[1]).expect("ingest"), Ingested::Stored { also: 0 });
+    assert_eq!(r.read_view().clock().get(&id_of(3)).map(|c| c.seq), Some(2));
+    assert_eq!(r.store().get_at(&id_of(3), 3).expect("read"), None);
+}
