@@ -95,12 +95,7 @@ fn run(
             }
             rx.close(); // later senders learn the writer is gone
         }
-        if round(&mut replica, key, &mut jobs) {
-            let current = replica.governance().current().clone();
-            tracing::info!(epoch = current.epoch, "a new membership epoch took effect");
-            take_over_if_rotated(&replica, key, &current);
-            manifest.send_replace(current);
-        }
+        round(&mut replica, key, &mut jobs, manifest);
         if close.is_some() {
             break;
         }
@@ -129,8 +124,9 @@ fn take_over_if_rotated(replica: &Replica, key: &SigningKey, manifest: &Manifest
     }
 }
 
-/// Stages every job, commits once, answers each. Returns whether a new epoch took effect.
-fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) -> bool {
+/// Stages every job, commits once, announces a new epoch if one took effect (before any job
+/// is answered, so whoever hears back from the writer sees the epoch), answers each.
+fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>, manifest: &watch::Sender<Manifest>) {
     enum Staged {
         Author(oneshot::Sender<Result<Vec<Record>, AuthorError>>, Result<Vec<Record>, AuthorError>),
         Ingest(oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)>, RunOutcome),
@@ -154,6 +150,12 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) -> bool {
         })
         .collect();
     let committed = replica.commit(durable);
+    if committed.as_ref().is_ok_and(|c| !c.epochs.is_empty()) {
+        let current = replica.governance().current().clone();
+        tracing::info!(epoch = current.epoch, "a new membership epoch took effect");
+        take_over_if_rotated(replica, key, &current);
+        manifest.send_replace(current);
+    }
     let failed = |e: &StoreError| StoreError::Corrupt(format!("the batch could not be stored: {e}"));
     for job in staged {
         // A requester that gave up (timeout, disconnect) is no reason to stop.
@@ -174,7 +176,6 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>) -> bool {
             (Staged::Flush(reply), Err(e)) => drop(reply.send(Err(failed(e)))),
         }
     }
-    committed.is_ok_and(|c| !c.epochs.is_empty())
 }
 
 impl ReplicaHandle {

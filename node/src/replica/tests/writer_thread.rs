@@ -81,3 +81,46 @@ async fn a_forked_member_is_told_why_it_cannot_write() {
     handle.close().await.expect("close");
     thread.join().expect("writer ends");
 }
+
+/// A writer whose key an epoch it learns of rotated from the data dir's key takes the data dir
+/// over, and announces the new manifest; rounds without an epoch announce nothing.
+#[tokio::test]
+async fn a_store_passes_to_the_writers_key_when_the_epoch_rotating_to_it_arrives() {
+    use hashmesh_protocol::{Changes, Membership, Rotation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old, new) =
+        (MemberId::from_key(&key(3).verifying_key()), MemberId::from_key(&key(4).verifying_key()));
+    // The data dir is member 3's; the writer runs with member 3's new key, 4.
+    let store = Store::open(dir.path(), "fed", old).expect("store");
+    let replica = Replica::open(store, manifest(&[1, 2, 3])).expect("load");
+    let (handle, thread) = crate::replica::writer::spawn(replica, key(4)).expect("writer thread");
+    let mut news = handle.manifest();
+    let mut one = super::replica(&tempfile::tempdir().expect("tempdir").keep(), 1);
+    let mut two = super::replica(&tempfile::tempdir().expect("tempdir").keep(), 2);
+    let unrelated = super::author(&mut one, 1, entry(1));
+    handle.ingest(vec![Verified::check(unrelated).expect("signed")]).await.expect("writer");
+    assert!(!news.has_changed().expect("open"), "no epoch, no news");
+    let rotation = Changes {
+        rotate: vec![Rotation {
+            member: old,
+            key: Some(new),
+            last_seq: Some(0),
+            peers: None,
+            addresses: None,
+        }],
+        ..Changes::default()
+    };
+    let body = || Body::Membership(Membership { epoch: 2, changes: rotation.to_toml() });
+    let approvals = [super::author(&mut one, 1, body()), super::author(&mut two, 2, body())];
+    let verified = approvals.iter().map(|r| Verified::check(r.clone()).expect("signed")).collect();
+    handle.ingest(verified).await.expect("writer");
+    let (epoch, records) = (handle.view().manifest().epoch, handle.view().records());
+    assert!(
+        news.has_changed().expect("open"),
+        "the new epoch is announced: epoch {epoch}, {records} records"
+    );
+    assert_eq!(news.borrow_and_update().epoch, 2);
+    assert_eq!(handle.store().member().expect("read"), Some(new), "the data dir is the new key's");
+    handle.close().await.expect("close");
+    thread.join().expect("writer ends");
+}
