@@ -114,6 +114,23 @@ impl TestNode {
         Ok(())
     }
 
+    /// The node's `/metrics` text, read with its matcher token.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.rpc());
+        let token = self.matcher.clone();
+        tokio::task::spawn_blocking(move || {
+            ureq::get(&url)
+                .header("Authorization", format!("Bearer {token}"))
+                .call()
+                .expect("metrics")
+                .into_body()
+                .read_to_string()
+                .expect("text")
+        })
+        .await
+        .expect("client")
+    }
+
     /// Submits an entry through the RPC; the raw reply.
     pub async fn try_submit(&self, fingerprint: &str) -> Reply {
         let body = serde_json::json!({ "fingerprints": [fingerprint], "category": "csam" });

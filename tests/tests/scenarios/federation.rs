@@ -25,19 +25,7 @@ async fn entry_submitted_at_one_node_is_matchable_everywhere() {
     net.wait_converged(&[0, 1, 2, 3], 1).await.expect("identical replicas");
     // The same state, as Prometheus sees it.
     let b = &net.nodes[1];
-    let url = format!("{}/metrics", b.rpc());
-    let token = b.matcher.clone();
-    let metrics = tokio::task::spawn_blocking(move || {
-        ureq::get(&url)
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .expect("metrics")
-            .into_body()
-            .read_to_string()
-            .expect("text")
-    })
-    .await
-    .expect("client");
+    let metrics = b.metrics().await;
     assert!(metrics.contains("\nhashmesh_records 1\n"), "{metrics}");
     assert!(metrics.contains("\nhashmesh_peers_connected 3\n"), "{metrics}");
     assert!(metrics.contains("hashmesh_peer_rejects{peer="), "{metrics}");

@@ -79,19 +79,7 @@ async fn a_sixth_member_is_added_by_majority_approval_without_restarts_and_holds
     wait_epoch(&net, &[0, 1, 2, 3, 4], 2).await;
     let m = membership(&net.nodes[3]).await;
     assert_eq!(m["history"][1]["proposal"], id.as_str());
-    let url = format!("{}/metrics", net.nodes[3].rpc());
-    let token = net.nodes[3].matcher.clone();
-    let metrics = tokio::task::spawn_blocking(move || {
-        ureq::get(&url)
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .expect("metrics")
-            .into_body()
-            .read_to_string()
-            .expect("text")
-    })
-    .await
-    .expect("client");
+    let metrics = net.nodes[3].metrics().await;
     assert!(metrics.contains("\nhashmesh_epoch 2\n"), "{metrics}");
     assert!(metrics.contains("\nhashmesh_pending_proposals 0\n"), "{metrics}");
     assert!(m["history"][1]["approvals"].as_array().is_some_and(|a| a.len() >= 3));
