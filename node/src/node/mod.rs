@@ -273,11 +273,6 @@ impl NodeHandle {
         self.shared.me
     }
 
-    /// The manifest in force (it changes when a membership epoch takes effect).
-    pub fn manifest(&self) -> Manifest {
-        self.shared.replica.view().manifest().clone()
-    }
-
     /// The network client.
     pub fn net(&self) -> &net::Client {
         &self.shared.net
