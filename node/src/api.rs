@@ -482,3 +482,71 @@ pub struct HistoryEvent {
     /// The ed25519 signature, hex.
     pub signature: String,
 }
+
+/// `POST /v1/import` query: how to read the uploaded list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// `plain`, `csv`, `te`, `hma` or `jsonl`.
+    pub format: crate::lists::Format,
+    /// The kind of bare hex values (`plain`, `csv` without a kind column).
+    #[serde(default)]
+    pub kind: Option<FingerprintKind>,
+    /// The category of rows that name none (required for `plain` and `te`).
+    #[serde(default)]
+    pub category: Option<Category>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// The format read.
+    pub format: crate::lists::Format,
+    /// Rows read (blank lines, comments and a CSV header are not rows).
+    pub rows: u64,
+    /// Rows that became entries signed by this member.
+    pub imported: u64,
+    /// Rows skipped because the federation already holds every fingerprint they name.
+    pub duplicates: u64,
+    /// Rows that could not become entries.
+    pub errors: u64,
+    /// The first bad rows (up to 1000), each with its line and the reason.
+    pub bad_rows: Vec<crate::lists::RowError>,
+    /// Set if the import stopped before the end of the list, saying why; every row before
+    /// that point was imported or reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// `GET /v1/export` query: which entries, in which format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `plain`, `csv`, `te`, `hma` or `jsonl` (default `jsonl`).
+    #[serde(default)]
+    pub format: Option<crate::lists::Format>,
+    /// Only entries in this status.
+    #[serde(default)]
+    pub status: Option<Status>,
+    /// Only entries in this category.
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// Only fingerprints of this kind.
+    #[serde(default)]
+    pub kind: Option<FingerprintKind>,
+    /// Only entries by this author.
+    #[serde(default)]
+    pub author: Option<MemberId>,
+}
+
+impl From<hashmesh_protocol::Entry> for SubmitEntry {
+    fn from(e: hashmesh_protocol::Entry) -> Self {
+        Self {
+            fingerprints: e.fingerprints,
+            category: e.category,
+            links: e.links,
+            note: e.note,
+            expires_at: e.expires_at,
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod hashers;
 pub mod identity;
 pub mod index;
+pub mod lists;
 pub mod net;
 pub mod node;
 pub mod replica;

@@ -25,6 +25,20 @@ impl Category {
     pub const HARMFUL_BEHAVIOR: &'static str = "harmful_behavior";
     /// The categories every federation accepts unless its manifest says otherwise.
     pub const BUILT_IN: [&'static str; 3] = [Self::CSAM, Self::DRUGS, Self::HARMFUL_BEHAVIOR];
+    /// Known-benign content (a common meme, a logo whose perceptual hash collides): an
+    /// allow-list entry. Every federation accepts it; once verified, it suppresses perceptual
+    /// hits on the content it fingerprints, and a match on it asks for no action.
+    pub const BENIGN: &'static str = "benign";
+
+    /// The allow-list category.
+    pub fn benign() -> Self {
+        Self(Self::BENIGN.to_owned())
+    }
+
+    /// Whether this is the allow-list category.
+    pub fn is_benign(&self) -> bool {
+        self.0 == Self::BENIGN
+    }
 
     /// The name.
     pub fn as_str(&self) -> &str {

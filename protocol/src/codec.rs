@@ -47,7 +47,29 @@ pub(crate) fn encode_unsigned(r: &UnsignedRecord) -> Result<Vec<u8>, DecodeError
     w.u64(r.seq);
     w.bytes(&r.prev.0);
     w.u64(r.timestamp);
-    match &r.body {
+    write_body(&mut w, &r.body)?;
+    if w.0.len() + SIGNATURE_LEN > MAX_RECORD_SIZE {
+        return Err(DecodeError::TooLarge { size: w.0.len() + SIGNATURE_LEN, limit: MAX_RECORD_SIZE });
+    }
+    Ok(w.0)
+}
+
+/// Bytes of a record besides its body: version, author, seq, prev, timestamp, signature.
+const FRAME_LEN: usize = 1 + 32 + 8 + 32 + 8 + SIGNATURE_LEN;
+
+/// Checks that `body` breaks no encoding limit, so a record of it could be signed: how a bulk
+/// import finds a bad row before it joins a batch (where it would fail the whole batch).
+pub fn check_body(body: &Body) -> Result<(), DecodeError> {
+    let mut w = Writer(Vec::with_capacity(256));
+    write_body(&mut w, body)?;
+    if FRAME_LEN + w.0.len() > MAX_RECORD_SIZE {
+        return Err(DecodeError::TooLarge { size: FRAME_LEN + w.0.len(), limit: MAX_RECORD_SIZE });
+    }
+    Ok(())
+}
+
+fn write_body(w: &mut Writer, body: &Body) -> Result<(), DecodeError> {
+    match body {
         Body::Entry(e) => {
             w.u8(1);
             w.list_len("fingerprints", e.fingerprints.len(), MAX_FINGERPRINTS)?;
@@ -97,10 +119,7 @@ pub(crate) fn encode_unsigned(r: &UnsignedRecord) -> Result<Vec<u8>, DecodeError
             w.str16("changes", &m.changes, MAX_CHANGES_LEN)?;
         }
     }
-    if w.0.len() + SIGNATURE_LEN > MAX_RECORD_SIZE {
-        return Err(DecodeError::TooLarge { size: w.0.len() + SIGNATURE_LEN, limit: MAX_RECORD_SIZE });
-    }
-    Ok(w.0)
+    Ok(())
 }
 
 /// Decodes a signed record into its parts.

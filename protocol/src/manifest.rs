@@ -226,8 +226,12 @@ impl Manifest {
         self.members.iter().find(|m| m.peers.iter().any(|p| p == peer))
     }
 
-    /// Whether the federation accepts entries in `category`.
+    /// Whether the federation accepts entries in `category`. The allow-list category
+    /// (`benign`) is always accepted.
     pub fn allows_category(&self, category: &Category) -> bool {
+        if category.is_benign() {
+            return true;
+        }
         match &self.policy.categories {
             Some(list) => list.contains(category),
             None => Category::BUILT_IN.contains(&category.as_str()),
@@ -285,6 +289,7 @@ mod tests {
         assert_eq!(m.member_of_peer("p").map(|m| m.name.as_str()), Some("b"));
         assert!(m.allows_category(&"csam".parse().expect("valid")));
         assert!(!m.allows_category(&"spam".parse().expect("valid")));
+        assert!(m.allows_category(&Category::benign()));
         assert_eq!(Manifest::from_toml(&m.to_toml()), Ok(m));
     }
 

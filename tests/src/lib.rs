@@ -46,6 +46,8 @@ pub struct Reply {
     pub status: u16,
     /// JSON body (`Null` if not JSON).
     pub body: Value,
+    /// The body as text.
+    pub text: String,
 }
 
 impl Reply {
@@ -182,7 +184,7 @@ impl TestNode {
             let mut resp = agent.run(req).expect("RPC reachable");
             let status = resp.status().as_u16();
             let text = resp.body_mut().read_to_string().unwrap_or_default();
-            Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+            Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
         })
         .await
         .expect("client task")

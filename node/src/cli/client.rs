@@ -46,17 +46,44 @@ impl Client {
         self.finish(path, req.send(body))
     }
 
+    /// Posts a body read from `reader` as it is sent (a file of any size).
+    pub(super) fn post_reader<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        reader: &mut dyn std::io::Read,
+    ) -> anyhow::Result<T> {
+        let mut req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.send(ureq::SendBody::from_reader(reader)))
+    }
+
+    /// Gets `path` and copies the body to `out` as it arrives; the bytes copied.
+    pub(super) fn get_to(&self, path: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut response = req.call().with_context(|| self.unreachable())?;
+        if !response.status().is_success() {
+            return self.finish::<serde_json::Value>(path, Ok(response)).map(|_| 0);
+        }
+        std::io::copy(&mut response.body_mut().as_reader(), out)
+            .with_context(|| format!("reading the answer to {path}"))
+    }
+
+    fn unreachable(&self) -> String {
+        format!("cannot reach the node at {} (is `hashmesh run` going? set --rpc or HASHMESH_RPC)", self.base)
+    }
+
     fn finish<T: DeserializeOwned>(
         &self,
         path: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<T> {
-        let mut response = result.with_context(|| {
-            format!(
-                "cannot reach the node at {} (is `hashmesh run` going? set --rpc or HASHMESH_RPC)",
-                self.base
-            )
-        })?;
+        let mut response = result.with_context(|| self.unreachable())?;
         let status = response.status();
         let text =
             response.body_mut().read_to_string().with_context(|| format!("reading the answer to {path}"))?;

@@ -115,6 +115,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client();
             blocking(Box::new(move || match_(&c, args, json))).await
         }
+        Command::Import(args) => {
+            let c = client();
+            blocking(Box::new(move || super::lists::import(&c, &args, json))).await
+        }
+        Command::Export(args) => {
+            let c = client();
+            blocking(Box::new(move || super::lists::export(&c, &args))).await
+        }
         Command::Hash { files, urls } => hash_files(&files, &urls, json),
         Command::Queue { limit } => {
             let c = client();

@@ -13,6 +13,7 @@ mod client;
 mod commands;
 mod devnet;
 pub mod init;
+mod lists;
 mod member;
 mod review;
 
@@ -80,6 +81,13 @@ pub enum Command {
     },
     /// Match fingerprints (--hash) or files against the node's replica.
     Match(MatchArgs),
+    /// Import a hash list as entries of your member (submitter token): rows the federation
+    /// already holds are skipped, bad rows are listed with their line and the reason.
+    ///
+    /// Exit status 0 when every row was imported or already held, 1 otherwise.
+    Import(lists::ImportArgs),
+    /// Export the replica, or a filtered part of it, as a hash list that `import` reads back.
+    Export(lists::ExportArgs),
     /// Print every fingerprint of each file (and URL), offline (no node needed).
     ///
     /// Exact kinds for any file; for images (JPEG, PNG, GIF, WebP, BMP) also pdq (with its

@@ -1,12 +1,14 @@
 //! A running node: its replica, its RPC server and (once started) its network, and the
 //! [`NodeHandle`] through which the RPC and the tests act on it.
 
+mod lists;
 mod matching;
 mod membership;
 mod reads;
 mod review;
 mod writes;
 
+pub use lists::Exported;
 pub use matching::{action_rank, max_distance};
 
 use std::net::SocketAddr;

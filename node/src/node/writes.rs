@@ -11,7 +11,7 @@ use crate::sync::OwnLog;
 impl NodeHandle {
     /// Refuses own writes until the own log is confirmed by peers, so a node restored from an
     /// old backup never reuses a seq.
-    fn check_may_author(&self) -> Result<(), NodeError> {
+    pub(super) fn check_may_author(&self) -> Result<(), NodeError> {
         let epoch = {
             let view = self.shared.replica.view();
             let manifest = view.manifest();

@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod handlers;
+mod lists;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,10 +42,13 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/membership", get(handlers::membership))
         .route("/v1/membership/proposals", post(handlers::propose))
         .route("/v1/membership/proposals/{id}/approve", post(handlers::approve))
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
+        // Lists stream through a batch at a time, so they may be of any size.
+        .route("/v1/import", post(lists::import))
+        .route("/v1/export", get(lists::export))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(node)
 }
 

@@ -3,6 +3,7 @@
 //! from `codec`'s constants: a test that reads the constant would follow it wherever it went.
 
 use super::*;
+use crate::codec;
 
 /// One limit: the field the error names, the largest allowed value, and a body with `n` of it.
 struct Probe {
@@ -63,9 +64,11 @@ fn every_limit_holds_at_the_limit_and_fails_one_past_it() {
         let decoded = Record::decode_verified(record.bytes())
             .unwrap_or_else(|e| panic!("{field} at its limit {limit} must decode: {e}"));
         assert_eq!(decoded.body(), &body(limit));
+        assert_eq!(codec::check_body(&body(limit)), Ok(()), "{field} at its limit passes the check");
 
         let over = unsigned(1, body(limit + 1));
         let refused = Some(DecodeError::LimitExceeded { field, len: limit + 1, limit });
+        assert_eq!(codec::check_body(&over.body).err(), refused, "checking {field} one past its limit");
         assert_eq!(over.clone().sign(&key()).err(), refused, "signing {field} one past its limit");
         let bytes = raw::signed(raw::unsigned(&over), &key());
         assert_eq!(Record::decode(&bytes).err(), refused, "decoding {field} one past its limit");
@@ -112,9 +115,11 @@ fn a_whole_record_is_at_most_64_kib() {
     let record = entry_of_size(64 * 1024).sign(&key()).expect("a record of exactly 64 KiB signs");
     assert_eq!(record.bytes().len(), 65_536);
     assert!(Record::decode_verified(record.bytes()).is_ok());
+    assert_eq!(codec::check_body(record.body()), Ok(()));
 
     let over = entry_of_size(64 * 1024 + 1);
     let refused = Some(DecodeError::TooLarge { size: 65_537, limit: 65_536 });
+    assert_eq!(codec::check_body(&over.body).err(), refused);
     assert_eq!(over.clone().sign(&key()).err(), refused);
     assert_eq!(Record::decode(&raw::signed(raw::unsigned(&over), &key())).err(), refused);
 }
@@ -123,6 +128,7 @@ fn a_whole_record_is_at_most_64_kib() {
 fn an_entry_needs_a_fingerprint_on_both_sides() {
     let none = unsigned(1, entry(|e| e.fingerprints.clear()));
     assert!(matches!(none.clone().sign(&key()), Err(DecodeError::Invalid { field: "fingerprints", .. })));
+    assert!(matches!(codec::check_body(&none.body), Err(DecodeError::Invalid { field: "fingerprints", .. })));
     let bytes = raw::signed(raw::unsigned(&none), &key());
     assert!(matches!(Record::decode(&bytes), Err(DecodeError::Invalid { field: "fingerprints", .. })));
 }
