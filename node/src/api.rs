@@ -550,3 +550,81 @@ impl From<hashmesh_protocol::Entry> for SubmitEntry {
         }
     }
 }
+
+/// A webhook delivery: the JSON body POSTed to each configured URL, signed with
+/// `X-Hashmesh-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with the hook's secret>`.
+/// Events go out one at a time in `id` order, each until the receiver answers 2xx; an event
+/// may come again if the node stopped between delivery and noting it, so receivers drop an
+/// `id` they have seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Increases by one per event on this node; never reused.
+    pub id: u64,
+    /// When the node made it (unix ms).
+    pub at: u64,
+    /// The member whose node it is.
+    pub member: MemberId,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What a webhook event says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Content matched: the fingerprint, its hits and the strongest action.
+    Match {
+        /// The fingerprint queried.
+        hash: Fingerprint,
+        /// What to do.
+        action: Action,
+        /// The entries it matched.
+        hits: Vec<Hit>,
+    },
+    /// An entry this member matched before changed status: remove content when it becomes
+    /// `verified`, restore it when it is `rejected`, `retracted` or `expired`.
+    StatusChanged {
+        /// The entry.
+        entry: RecordId,
+        /// Its category.
+        category: Category,
+        /// Its status when last reported.
+        from: Status,
+        /// Its status now.
+        to: Status,
+        /// What to do with content that matched it, now.
+        action: Action,
+    },
+}
+
+/// `GET /v1/webhooks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookList {
+    /// One per configured webhook.
+    pub webhooks: Vec<WebhookStatus>,
+}
+
+/// Delivery state of one webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookStatus {
+    /// Its URL.
+    pub url: String,
+    /// The events it receives.
+    pub events: Vec<crate::config::EventKind>,
+    /// The id of the last event it took (0: none yet).
+    pub delivered_through: u64,
+    /// Events waiting for it.
+    pub pending: u64,
+    /// Failed attempts at the event now due, in a row.
+    pub failures: u32,
+    /// Why the last attempt failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the last attempt was made (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<u64>,
+    /// When the next attempt is due, while retrying (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<u64>,
+}

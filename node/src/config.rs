@@ -31,6 +31,60 @@ pub struct Config {
     pub rpc: RpcConfig,
     /// The libp2p network.
     pub p2p: P2pConfig,
+    /// URLs told of matches and of later status changes of matched entries.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Publishing this member's daily counters.
+    pub stats: StatsConfig,
+}
+
+/// One webhook: where events go, and the secret their HMAC is keyed with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The receiver's URL (http or https).
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Hashmesh-Signature` header (at least 16 characters).
+    pub secret: String,
+    /// Which events: `match`, `status_changed` (default both).
+    #[serde(default = "all_events")]
+    pub events: Vec<EventKind>,
+    /// Longest wait between retries of a delivery the receiver did not take.
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+/// A kind of webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Content matched entries.
+    Match,
+    /// An entry this member matched before changed status.
+    StatusChanged,
+}
+
+fn all_events() -> Vec<EventKind> {
+    vec![EventKind::Match, EventKind::StatusChanged]
+}
+
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Daily counters of matches and removals, published as signed records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// How often this member signs and publishes its counters of the day so far (the last
+    /// record of a day is the one that counts).
+    #[serde(with = "humantime_serde")]
+    pub publish_interval: Duration,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self { publish_interval: Duration::from_secs(3600) }
+    }
 }
 
 /// HTTP RPC settings.
@@ -104,6 +158,8 @@ impl Default for Config {
             db: "db".into(),
             rpc: RpcConfig::default(),
             p2p: P2pConfig::default(),
+            webhooks: Vec::new(),
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -186,6 +242,27 @@ impl Config {
         }
         if self.rpc.max_body_bytes < 1024 {
             return Err("rpc.max_body_bytes must be at least 1024".into());
+        }
+        for hook in &self.webhooks {
+            let url = url::Url::parse(&hook.url)
+                .map_err(|e| format!("webhook url {:?} is not a URL: {e}", hook.url))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("webhook url {:?} must be http or https", hook.url));
+            }
+            if hook.secret.len() < 16 {
+                return Err(format!(
+                    "the secret of webhook {:?} must be at least 16 characters (it keys the HMAC receivers check)",
+                    hook.url
+                ));
+            }
+            if hook.retry_max < Duration::from_millis(100) || hook.retry_max > Duration::from_secs(86_400) {
+                return Err(format!("retry_max of webhook {:?} must be between 100ms and 24h", hook.url));
+            }
+        }
+        if self.stats.publish_interval < Duration::from_millis(100)
+            || self.stats.publish_interval > Duration::from_secs(86_400)
+        {
+            return Err("stats.publish_interval must be between 100ms and 24h (e.g. \"1h\")".into());
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! `main.rs` is only the CLI; everything it starts lives here so the test harness can start
 //! many nodes in one process.
 
+pub mod actioner;
 pub mod api;
 pub mod audit;
 pub mod cli;

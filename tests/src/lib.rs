@@ -4,6 +4,7 @@
 //! `tests/scenarios/`.
 
 pub mod load;
+pub mod receiver;
 pub mod rogue;
 
 use std::time::Duration;
@@ -82,6 +83,15 @@ impl TestNode {
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let config = Config::load(self.dir.path())?;
         self.node = Some(RunningNode::start(self.dir.path(), config).await?);
+        Ok(())
+    }
+
+    /// Changes the (stopped or running) node's config file; it takes effect at the next start.
+    pub fn configure(&self, edit: impl FnOnce(&mut Config)) -> anyhow::Result<()> {
+        let mut config = Config::load(self.dir.path())?;
+        edit(&mut config);
+        config.check().map_err(anyhow::Error::msg)?;
+        std::fs::write(self.dir.path().join(hashmesh_node::config::CONFIG_FILE), config.to_toml())?;
         Ok(())
     }
 

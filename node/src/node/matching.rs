@@ -16,6 +16,15 @@ impl NodeHandle {
         self.match_computed(&computed)
     }
 
+    /// Matches for the platform: like [`NodeHandle::match_computed`], and each hit is acted
+    /// on — a webhook event, the entries remembered as matched by this member (so a later
+    /// status change is reported), the day's counters. Blocking (it writes the store).
+    pub fn match_and_act(&self, queries: &[Computed]) -> Vec<MatchResult> {
+        let results = self.match_computed(queries);
+        self.shared.actioner.on_match(&results);
+        results
+    }
+
     /// Looks up computed fingerprints, each with its variants (PDQ's dihedral forms); a
     /// fingerprint marked `skipped` (too low quality) is reported, not matched. CPU work:
     /// call it from a blocking thread. The view is held for a chunk of queries at a time, so

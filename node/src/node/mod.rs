@@ -51,6 +51,9 @@ pub enum StartError {
     /// The network could not start.
     #[error(transparent)]
     Net(#[from] net::NetError),
+    /// The actioner's state could not be opened.
+    #[error("cannot open the webhook outbox: {0}")]
+    Actioner(StoreError),
     /// The writer thread could not start.
     #[error("cannot start the writer thread: {0}")]
     Writer(std::io::Error),
@@ -121,6 +124,7 @@ impl From<AuthorError> for NodeError {
 
 pub(crate) struct Shared {
     replica: ReplicaHandle,
+    pub(crate) actioner: Arc<crate::actioner::Actioner>,
     net: net::Client,
     own_log: watch::Receiver<OwnLog>,
     me: MemberId,
@@ -192,6 +196,8 @@ impl RunningNode {
                 "this node's member key is not a member of the federation: the node replicates from members that let it in, and writes are refused until an epoch adds it (a member runs `hashmesh member propose` with this key)"
             );
         }
+        let actioner = crate::actioner::Actioner::open(replica.store(), me, config.webhooks.clone())
+            .map_err(StartError::Actioner)?;
         let keypair = identity::libp2p_keypair(&key);
         let (replica, writer) = writer::spawn(replica, key).map_err(StartError::Writer)?;
         let name = manifest.member(&me).map_or_else(|| me.short(), |m| m.name.clone());
@@ -218,6 +224,7 @@ impl RunningNode {
         let handle = NodeHandle {
             shared: Arc::new(Shared {
                 replica,
+                actioner: Arc::new(actioner),
                 net,
                 own_log,
                 me,
@@ -236,7 +243,9 @@ impl RunningNode {
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
         let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()).instrument(span));
         tracing::info!(%rpc_addr, "RPC listening");
-        Ok(Self { handle, rpc_addr, cancel, tasks: vec![rpc_task, net_task], writer })
+        let mut tasks = vec![rpc_task, net_task];
+        tasks.extend(handle.shared.actioner.spawn(handle.shared.replica.clone(), &cancel));
+        Ok(Self { handle, rpc_addr, cancel, tasks, writer })
     }
 
     /// The handle.

@@ -135,6 +135,16 @@ pub struct Committed {
     pub proofs: Vec<EquivocationProof>,
     /// Membership epochs that took effect, oldest first.
     pub epochs: Vec<Manifest>,
+    /// Entries whose votes or retraction changed: their status may have.
+    pub touched: Vec<RecordId>,
+}
+
+impl Committed {
+    /// Whether the commit may have changed the status of entries it did not touch (a new
+    /// epoch changes who counts; a proof of equivocation discounts a member's votes).
+    pub fn changed_all(&self) -> bool {
+        !self.proofs.is_empty() || !self.epochs.is_empty()
+    }
 }
 
 /// Store, heads, proofs, the out-of-order buffer, what is staged, and the readers' view.
@@ -358,9 +368,12 @@ impl Replica {
         let mut committed = Committed::default();
         let mut proposals = false;
         for record in staged.values().flatten() {
-            if matches!(record.body(), Body::Membership(_)) {
-                proposals = true;
-                committed.epochs.extend(self.governance.add(record));
+            match record.body() {
+                Body::Membership(_) => {
+                    proposals = true;
+                    committed.epochs.extend(self.governance.add(record));
+                }
+                body => committed.touched.extend(body.target()),
             }
         }
         for proof in found.into_values() {

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use ed25519_dalek::SigningKey;
-use hashmesh_protocol::{Body, EquivocationProof, Manifest, MemberId, Record};
-use tokio::sync::{mpsc, oneshot, watch};
+use hashmesh_protocol::{Body, EquivocationProof, Manifest, MemberId, Record, RecordId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{AuthorError, Committed, IngestError, Replica, RunOutcome, Verified, View};
 use crate::store::{Store, StoreError};
@@ -60,25 +60,48 @@ pub struct ReplicaHandle {
     store: Store,
     jobs: mpsc::Sender<Job>,
     manifest: watch::Receiver<Manifest>,
+    changes: broadcast::Sender<Arc<Changed>>,
 }
+
+/// Entries whose status a commit may have changed, announced once the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// These entries got a vote or a retraction.
+    Entries(Vec<RecordId>),
+    /// Any entry may have changed (a new epoch, a proof of equivocation).
+    All,
+}
+
+/// Announcements a slow listener may fall behind by before it is told it lagged (and should
+/// look at everything it cares about).
+const CHANGES: usize = 1024;
 
 /// Starts the writer thread, which signs own records with `key`.
 pub fn spawn(replica: Replica, key: SigningKey) -> std::io::Result<(ReplicaHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (manifest_tx, manifest) = watch::channel(replica.governance().current().clone());
-    let handle = ReplicaHandle { view: replica.view(), store: replica.store().clone(), jobs: tx, manifest };
+    let (changes, _) = broadcast::channel(CHANGES);
+    let handle = ReplicaHandle {
+        view: replica.view(),
+        store: replica.store().clone(),
+        jobs: tx,
+        manifest,
+        changes: changes.clone(),
+    };
+    let outputs = Outputs { manifest: manifest_tx, changes };
     let thread = std::thread::Builder::new()
         .name("hashmesh-writer".into())
-        .spawn(move || run(replica, &key, rx, &manifest_tx))?;
+        .spawn(move || run(replica, &key, rx, &outputs))?;
     Ok((handle, thread))
 }
 
-fn run(
-    mut replica: Replica,
-    key: &SigningKey,
-    mut rx: mpsc::Receiver<Job>,
-    manifest: &watch::Sender<Manifest>,
-) {
+/// What the writer announces after a commit.
+struct Outputs {
+    manifest: watch::Sender<Manifest>,
+    changes: broadcast::Sender<Arc<Changed>>,
+}
+
+fn run(mut replica: Replica, key: &SigningKey, mut rx: mpsc::Receiver<Job>, outputs: &Outputs) {
     let mut jobs = Vec::with_capacity(MAX_ROUND);
     let mut close = None;
     while let Some(first) = rx.blocking_recv() {
@@ -95,7 +118,7 @@ fn run(
             }
             rx.close(); // later senders learn the writer is gone
         }
-        round(&mut replica, key, &mut jobs, manifest);
+        round(&mut replica, key, &mut jobs, outputs);
         if close.is_some() {
             break;
         }
@@ -126,7 +149,7 @@ fn take_over_if_rotated(replica: &Replica, key: &SigningKey, manifest: &Manifest
 
 /// Stages every job, commits once, announces a new epoch if one took effect (before any job
 /// is answered, so whoever hears back from the writer sees the epoch), answers each.
-fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>, manifest: &watch::Sender<Manifest>) {
+fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>, outputs: &Outputs) {
     enum Staged {
         Author(oneshot::Sender<Result<Vec<Record>, AuthorError>>, Result<Vec<Record>, AuthorError>),
         Ingest(oneshot::Sender<(RunOutcome, Vec<EquivocationProof>)>, RunOutcome),
@@ -154,7 +177,18 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>, manifest:
         let current = replica.governance().current().clone();
         tracing::info!(epoch = current.epoch, "a new membership epoch took effect");
         take_over_if_rotated(replica, key, &current);
-        manifest.send_replace(current);
+        outputs.manifest.send_replace(current);
+    }
+    if let Ok(c) = &committed {
+        let changed = if c.changed_all() {
+            Some(Changed::All)
+        } else {
+            (!c.touched.is_empty()).then(|| Changed::Entries(c.touched.clone()))
+        };
+        // No listener is fine: nothing acts on status changes then.
+        if let Some(changed) = changed {
+            let _ = outputs.changes.send(Arc::new(changed));
+        }
     }
     let failed = |e: &StoreError| StoreError::Corrupt(format!("the batch could not be stored: {e}"));
     for job in staged {
@@ -225,6 +259,11 @@ impl ReplicaHandle {
     /// Reads the view. Hold the guard briefly: the writer waits for it to publish a batch.
     pub fn view(&self) -> RwLockReadGuard<'_, View> {
         self.view.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// News of entries whose status a commit may have changed, sent once the view shows it.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Changed>> {
+        self.changes.subscribe()
     }
 
     /// The manifest in force, and news of each epoch that takes effect.

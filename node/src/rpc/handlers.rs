@@ -192,7 +192,9 @@ pub(super) async fn match_hashes(
     }
     // Thousands of lookups are CPU work: off the async workers.
     let matcher = node.clone();
-    let results = tokio::task::spawn_blocking(move || matcher.match_fingerprints(&req.hashes))
+    let queries: Vec<crate::hashers::Computed> =
+        req.hashes.into_iter().map(crate::hashers::Computed::plain).collect();
+    let results = tokio::task::spawn_blocking(move || matcher.match_and_act(&queries))
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "matching failed"))?;
     Ok(Json(respond(results)))
@@ -219,7 +221,7 @@ pub(super) async fn match_file(
     let matcher = node.clone();
     let (hashed, results) = tokio::task::spawn_blocking(move || {
         let hashed = crate::hashers::fingerprint_bytes(&body);
-        let results = matcher.match_computed(&hashed.computed);
+        let results = matcher.match_and_act(&hashed.computed);
         (hashed, results)
     })
     .await
@@ -340,4 +342,16 @@ pub(super) async fn export_proof(
 ) -> Result<Json<crate::audit::ProofBundle>> {
     authorize(&node.shared, &headers, Role::Matcher)?;
     Ok(Json(node.export_proof(&entry_id(path)?)?))
+}
+
+pub(super) async fn webhooks(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+) -> Result<Json<crate::api::WebhookList>> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    let actioner = std::sync::Arc::clone(&node.shared.actioner);
+    let webhooks = tokio::task::spawn_blocking(move || actioner.webhooks())
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reading the webhooks failed"))?;
+    Ok(Json(crate::api::WebhookList { webhooks }))
 }

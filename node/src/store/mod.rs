@@ -8,6 +8,12 @@
 //! | `proofs`  | author                | an [`EquivocationProof`], one per author |
 //! | `meta`    | name                  | value                                   |
 //!
+//! Beside the log, the node keeps state of its own that no peer can give back — the webhook
+//! outbox, the entries this member matched, its daily counters — in trees of the same
+//! database opened with [`Store::local_tree`] (see `actioner`). They are written from async
+//! workers with plain inserts (never `flush_async`), and made durable by sled's periodic
+//! flush and by every flush of the writer.
+//!
 //! The log is the only source of truth. Everything else a node knows — heads, the catalog of
 //! entries and votes, the matching index, counters — is derived from it in memory when the
 //! node starts and kept up to date as records are stored, so there is no second copy on disk
@@ -190,6 +196,11 @@ impl Store {
         }
         self.records.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// A tree of node-local state (not part of the replicated log), opened or created.
+    pub fn local_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("local/{name}"))?)
     }
 
     /// Blocks until everything written so far is on disk. Call it from a thread that may

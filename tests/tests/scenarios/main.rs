@@ -8,3 +8,4 @@ mod replication;
 mod review;
 mod rpc;
 mod startup;
+mod webhooks;

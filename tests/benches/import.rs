@@ -1,0 +1,87 @@
+//! Import benchmark: rows per second of `POST /v1/import` (what `hashmesh import` calls) on
+//! one node, streaming a generated list of distinct PDQ hashes, each row a signed, stored
+//! entry. Then an export of everything imported, for its rate.
+//!
+//! `cargo bench -p hashmesh-tests --bench import -- [--rows N] [--format plain|csv|te|jsonl]`.
+//! Prints figures; asserts nothing.
+
+use std::io::Write;
+use std::time::Instant;
+
+use hashmesh_node::lists::Format;
+use hashmesh_tests::TestNet;
+use rand::{Rng, SeedableRng};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rows: usize = arg("--rows").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let format: Format =
+        arg("--format").map(|f| f.parse()).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Format::Csv);
+    let file = tempfile::NamedTempFile::new()?;
+    {
+        let mut out = std::io::BufWriter::new(file.as_file());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        if matches!(format, Format::Csv) {
+            writeln!(out, "hash,kind,category,link")?;
+        }
+        for i in 0..rows {
+            let hash = hex::encode(rng.random::<[u8; 32]>());
+            match format {
+                Format::Csv => writeln!(out, "{hash},pdq,csam,https://example.com/p/{i}")?,
+                Format::Plain => writeln!(out, "pdq:{hash}")?,
+                Format::Te => writeln!(out, "pdq {hash}")?,
+                Format::Jsonl => {
+                    writeln!(out, "{{\"fingerprints\":[\"pdq:{hash}\"],\"category\":\"csam\"}}")?
+                }
+                Format::Hma => writeln!(out, "pdq,{hash},CSAM,POSITIVE_CLASS,")?,
+            }
+        }
+        out.flush()?;
+    }
+    let size = file.as_file().metadata()?.len();
+    let net = TestNet::new(1).await?;
+    let node = &net.nodes[0];
+    let url = format!("{}/v1/import?format={format}&category=csam", node.rpc());
+    let token = node.submitter.clone();
+    let path = file.path().to_owned();
+    let started = Instant::now();
+    let report: serde_json::Value = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut reader = std::fs::File::open(path)?;
+        let mut resp = ureq::post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .send(ureq::SendBody::from_reader(&mut reader))?;
+        Ok(serde_json::from_str(&resp.body_mut().read_to_string()?)?)
+    })
+    .await??;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "import {format}: {rows} rows ({:.0} MiB) in {took:.1} s = {:.0} rows/s; imported {}, duplicates {}, errors {}",
+        size as f64 / 1048576.0,
+        rows as f64 / took,
+        report["imported"],
+        report["duplicates"],
+        report["errors"]
+    );
+
+    let url = format!("{}/v1/export?format=csv", node.rpc());
+    let token = node.matcher.clone();
+    let started = Instant::now();
+    let bytes = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let mut resp = ureq::get(&url).header("Authorization", format!("Bearer {token}")).call()?;
+        Ok(std::io::copy(&mut resp.body_mut().as_reader(), &mut std::io::sink())?)
+    })
+    .await??;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "export csv: {:.0} MiB in {took:.1} s = {:.0} entries/s",
+        bytes as f64 / 1048576.0,
+        rows as f64 / took
+    );
+    net.shutdown().await;
+    Ok(())
+}
