@@ -170,6 +170,22 @@ pub struct MatchResult {
     pub skipped: Option<String>,
     /// Matching entries, strongest action first.
     pub hits: Vec<Hit>,
+    /// Hits set aside because the content matches a verified allow-list (`benign`) entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppressed>,
+}
+
+/// A hit the allow-list set aside, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// The hit.
+    #[serde(flatten)]
+    pub hit: Hit,
+    /// The verified `benign` entry that suppressed it.
+    pub by: RecordId,
+    /// That entry's note: why the content is known benign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Answer of the match endpoints.

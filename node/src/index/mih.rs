@@ -319,6 +319,15 @@ impl Level {
         self.hashes.len()
     }
 
+    /// Whether `hash` is stored: equal hashes share part 0, so one bucket holds it if any does.
+    fn contains(&self, hash: &Hash256) -> bool {
+        let key = (part(hash, 0) >> (16 - self.bits)) as usize;
+        match (self.offsets0.get(key), self.offsets0.get(key + 1)) {
+            (Some(&lo), Some(&hi)) => self.hashes[lo as usize..hi as usize].contains(hash),
+            _ => false,
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         self.hashes.capacity() * 32
             + self.ids.capacity() * 4
@@ -563,6 +572,12 @@ impl MihIndex {
             }
         }
         out
+    }
+
+    /// Whether an equal hash is stored: one bucket per level and the delta, far cheaper than
+    /// a query at distance 0 (which probes every table).
+    pub fn contains(&self, hash: &Hash256) -> bool {
+        self.levels.iter().any(|level| level.contains(hash)) || self.delta.iter().any(|(h, _)| h == hash)
     }
 
     /// Estimated heap bytes held by the index (allocated capacities of all

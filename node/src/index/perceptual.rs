@@ -33,6 +33,16 @@ impl PerceptualIndex {
         self.others.entry(fp.kind()).or_default().push((fp.value().to_vec(), entry));
     }
 
+    /// Whether this exact fingerprint is held.
+    pub fn contains(&self, fp: &Fingerprint) -> bool {
+        if fp.kind() == FingerprintKind::Pdq
+            && let Ok(hash) = Hash256::try_from(fp.value())
+        {
+            return self.pdq.contains(&hash);
+        }
+        self.others.get(&fp.kind()).is_some_and(|items| items.iter().any(|(value, _)| value == fp.value()))
+    }
+
     /// Entries whose fingerprint of the same kind is within `max_distance` bits, with the
     /// distance.
     pub fn query(&self, fp: &Fingerprint, max_distance: u32) -> Vec<(RecordId, u32)> {

@@ -196,9 +196,5 @@ impl NodeHandle {
 
 /// Whether the federation already holds this exact fingerprint.
 fn held(catalog: &Catalog, fp: &Fingerprint) -> bool {
-    if fp.kind().is_perceptual() {
-        !catalog.perceptual().query(fp, 0).is_empty()
-    } else {
-        !catalog.exact(fp).is_empty()
-    }
+    if fp.kind().is_perceptual() { catalog.perceptual().contains(fp) } else { !catalog.exact(fp).is_empty() }
 }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use hashmesh_protocol::{Action, Fingerprint, FingerprintKind, Manifest, RecordId};
+use hashmesh_protocol::{Action, Fingerprint, FingerprintKind, Manifest, RecordId, Status};
 
 use super::{NodeHandle, now_ms};
-use crate::api::{Hit, MatchResult};
+use crate::api::{Hit, MatchResult, Suppressed};
 use crate::hashers::Computed;
 
 impl NodeHandle {
@@ -54,31 +54,50 @@ impl NodeHandle {
                         }
                     }
                 }
-                let mut hits: Vec<Hit> = best
+                let hits: Vec<Hit> = best
                     .into_iter()
                     .filter_map(|(id, distance)| {
                         let state = catalog.get(&id)?;
                         let status = state.votes.status(policy, now);
+                        // A match on known-benign content asks for nothing.
+                        let action =
+                            if state.entry.category.is_benign() { Action::None } else { status.action() };
                         Some(Hit {
                             entry: id,
                             category: state.entry.category.clone(),
                             status,
                             kind: query.fingerprint.kind(),
                             distance,
-                            action: status.action(),
+                            action,
                         })
                     })
                     .collect();
+                let (mut hits, suppressed) = allow_list(catalog, hits);
                 hits.sort_by_key(|h| (action_rank(h.action), h.distance, h.entry));
                 MatchResult {
                     hash: query.fingerprint.clone(),
                     quality: query.quality,
                     skipped: query.skipped.clone(),
                     hits,
+                    suppressed,
                 }
             })
             .collect()
     }
+}
+
+/// Applies the allow-list: if the content matches a verified `benign` entry, perceptual hits on
+/// other entries are near-duplicates of known-benign content (a meme, a logo whose hash
+/// collides) and are set aside, each with the allow-list entry and its note. Exact hits stand:
+/// the very bytes of listed content are no collision.
+fn allow_list(catalog: &crate::replica::Catalog, hits: Vec<Hit>) -> (Vec<Hit>, Vec<Suppressed>) {
+    let Some(allowed) = hits.iter().find(|h| h.category.is_benign() && h.status == Status::Verified) else {
+        return (hits, Vec::new());
+    };
+    let (by, reason) = (allowed.entry, catalog.get(&allowed.entry).and_then(|s| s.entry.note.clone()));
+    let (suppressed, kept): (Vec<Hit>, Vec<Hit>) =
+        hits.into_iter().partition(|h| h.kind.is_perceptual() && !h.category.is_benign());
+    (kept, suppressed.into_iter().map(|hit| Suppressed { hit, by, reason: reason.clone() }).collect())
 }
 
 fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {

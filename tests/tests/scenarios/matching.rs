@@ -125,3 +125,66 @@ async fn corrupt_image_is_a_clear_error_and_exact_kinds_still_match() {
     assert_eq!(empty.status, 400, "{empty:?}");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_allow_list_entry_suppresses_perceptual_hits_federation_wide() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let listed = "pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    // The same hash with 12 of its first 16 bits flipped: a perceptual near-duplicate.
+    let meme = "pdq:0708f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    let md5 = "md5:0123456789abcdef0123456789abcdef";
+    let illegal = a.submit(&[listed, md5], "csam").await;
+    let reply = b
+        .call(
+            "POST",
+            "/v1/entries",
+            Some(&b.submitter),
+            Some(json!({ "fingerprints": [meme], "category": "benign", "note": "a common meme; its PDQ collides" })),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "any federation accepts allow-list entries: {reply:?}");
+    let benign = reply.body["id"].as_str().expect("id").to_owned();
+    for (node, id) in [(a, &benign), (b, &illegal)] {
+        wait_until("replicated", || async { node.entry_status(id).is_some() }).await.expect("replicated");
+    }
+
+    // Pending, the allow-list entry suppresses nothing; a match on it asks for no action.
+    let pending = lookup(a, &[meme, md5]).await;
+    let hits = &pending["results"][0]["hits"];
+    assert_eq!(hits.as_array().map(Vec::len), Some(2), "{pending}");
+    assert_eq!(
+        (hits[0]["entry"].as_str(), hits[0]["action"].as_str()),
+        (Some(illegal.as_str()), Some("review"))
+    );
+    assert_eq!(
+        (hits[1]["entry"].as_str(), hits[1]["action"].as_str()),
+        (Some(benign.as_str()), Some("none"))
+    );
+    assert!(pending["results"][0].get("suppressed").is_none(), "{pending}");
+
+    // Verified by the other member, it suppresses the perceptual hit at every node.
+    assert_eq!(a.vote(&benign, "confirm").await.status, 201);
+    wait_until("b sees it verified", || async {
+        b.entry_status(&benign).map(|s| s.name()) == Some("verified")
+    })
+    .await
+    .expect("verified");
+    let verified = lookup(b, &[meme, md5]).await;
+    let first = &verified["results"][0];
+    assert_eq!(first["hits"].as_array().map(Vec::len), Some(1), "{verified}");
+    assert_eq!(first["hits"][0]["entry"].as_str(), Some(benign.as_str()));
+    let suppressed = &first["suppressed"][0];
+    assert_eq!(suppressed["entry"].as_str(), Some(illegal.as_str()), "{verified}");
+    assert_eq!(suppressed["by"].as_str(), Some(benign.as_str()));
+    assert_eq!(suppressed["reason"].as_str(), Some("a common meme; its PDQ collides"));
+    assert_eq!(suppressed["distance"], 12);
+    // The exact hash of the listed content is no collision: it still matches.
+    assert_eq!(verified["results"][1]["hits"][0]["entry"].as_str(), Some(illegal.as_str()), "{verified}");
+    assert_eq!(verified["action"].as_str(), Some("review"));
+    net.shutdown().await;
+}
+
+async fn lookup(node: &hashmesh_tests::TestNode, hashes: &[&str]) -> Value {
+    node.call("POST", "/v1/match/hashes", Some(&node.matcher), Some(json!({ "hashes": hashes }))).await.body
+}

@@ -80,6 +80,7 @@ fn check_queries(
         };
         let d = DISTANCES[rng.random_range(0..DISTANCES.len())];
         prop_assert_eq!(sorted(index.query(&q, d)), brute(items, &q, d), "d={}", d);
+        prop_assert_eq!(index.contains(&q), items.iter().any(|(h, _)| *h == q));
         // Always also check the boundary distances of the MIH scheme.
         for d in [31, 32] {
             prop_assert_eq!(sorted(index.query(&q, d)), brute(items, &q, d), "d={}", d);
