@@ -2,6 +2,7 @@
 
 mod federation;
 mod governance;
+mod hma;
 mod matching;
 mod replication;
 mod review;
