@@ -336,3 +336,33 @@ async fn hma_reads_list_banks_signal_types_and_bank_content() {
     }
     net.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_hma_route_but_status_needs_a_token() {
+    let net = TestNet::new(1).await.expect("testnet");
+    let n = &net.nodes[0];
+    let routes = [
+        ("GET", "/h/hash?url=http://example.com/x.png"),
+        ("POST", "/h/hash"),
+        ("GET", "/m/raw_lookup?signal=x&signal_type=pdq"),
+        ("GET", "/m/lookup?signal=x&signal_type=pdq"),
+        ("POST", "/m/lookup"),
+        ("GET", "/c/banks"),
+        ("GET", "/c/bank/CSAM"),
+        ("GET", "/c/bank/CSAM/content/1"),
+        ("GET", "/c/signal_type"),
+        ("GET", "/c/content_type"),
+    ];
+    for (method, path) in routes {
+        let reply = n.call_raw(method, path, None, None, None).await;
+        assert_eq!(reply.status, 401, "{method} {path}: {reply:?}");
+        assert!(
+            reply.body["message"].as_str().is_some_and(|m| m.contains("Authorization: Bearer")),
+            "{reply:?}"
+        );
+    }
+    for path in ["/status", "/status/live"] {
+        assert_eq!(n.call_raw("GET", path, None, None, None).await.status, 200, "{path}");
+    }
+    net.shutdown().await;
+}
