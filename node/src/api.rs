@@ -132,11 +132,14 @@ pub struct EntryPage {
     pub next_cursor: Option<RecordId>,
 }
 
+/// Fingerprints one `POST /v1/match/hashes` may look up.
+pub const MAX_MATCH_HASHES: usize = 10_000;
+
 /// `POST /v1/match/hashes`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchHashes {
-    /// Fingerprints to look up, each `kind:hex` (many per call).
+    /// Fingerprints to look up, each `kind:hex` (at most [`MAX_MATCH_HASHES`] per call).
     pub hashes: Vec<Fingerprint>,
 }
 

@@ -11,7 +11,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = hashmesh_node::cli::Cli::parse();
     match hashmesh_node::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -1,13 +1,15 @@
 //! What each verb does.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::client::Client;
 use super::init::{InitOptions, Initialised, ManifestSource, init};
-use super::{Cli, Command, EntriesArgs, InitArgs, MatchArgs, RunArgs, SubmitArgs};
+use super::scan::ScanOptions;
+use super::{Cli, Command, EntriesArgs, InitArgs, MatchArgs, ReportFormat, RunArgs, SubmitArgs};
 use crate::api::{
     CastVote, EntryPage, EntryView, MatchHashes, MatchResponse, PeerList, RawRecord, RetractEntry,
     StatusView, SubmitEntry, Written,
@@ -15,8 +17,21 @@ use crate::api::{
 use crate::config::{CONFIG_FILE, Config};
 use crate::hashers;
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line; the exit status is success unless the command says
+/// otherwise (`match --dir` reports what it found in it).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Match(MatchArgs { dir: Some(dir), report, format, jobs, .. }) = cli.command {
+        let client = Client::new(&cli.rpc, cli.token);
+        let jobs = jobs.or_else(|| std::thread::available_parallelism().ok()).map_or(1, usize::from);
+        let options = ScanOptions { dir, report, format: format.unwrap_or(ReportFormat::Jsonl), jobs };
+        return tokio::task::spawn_blocking(move || super::scan::run(&client, &options))
+            .await
+            .context("scan task failed");
+    }
+    run_command(cli).await.map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let client = || Client::new(&cli.rpc, cli.token.clone());
     let json = cli.json;
     // The client is blocking; keep it off the async runtime's worker threads.

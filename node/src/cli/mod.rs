@@ -16,6 +16,7 @@ pub mod init;
 mod lists;
 mod member;
 mod review;
+mod scan;
 
 use std::path::PathBuf;
 
@@ -266,6 +267,7 @@ pub struct EntriesArgs {
 
 /// `hashmesh match`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = scan::EXIT_STATUS_HELP)]
 pub struct MatchArgs {
     /// Fingerprint as kind:hex (repeatable).
     #[arg(long = "hash")]
@@ -273,6 +275,31 @@ pub struct MatchArgs {
     /// Files to match: uploaded to this platform's own node (`--rpc`), which computes every
     /// fingerprint, PDQ with its mirrored and rotated variants included.
     pub files: Vec<PathBuf>,
+    /// Scan a folder, recursively: hash every file here on all cores, send only the
+    /// fingerprints to the node in batches, and write one report row per file. Exit status:
+    /// 0 nothing matched, 1 something to remove or review, 2 error (see --help).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["hashes", "files"])]
+    pub dir: Option<PathBuf>,
+    /// With --dir: where to write the report (default: stdout).
+    #[arg(long, value_name = "FILE", requires = "dir", conflicts_with_all = ["hashes", "files"])]
+    pub report: Option<PathBuf>,
+    /// With --dir: the report's format, one row per file [default: jsonl].
+    // No `default_value`: clap does not enforce `requires` on an argument that has one. And
+    // `requires` alone lets `--format csv FILE` through, since FILE rules out --dir.
+    #[arg(long, value_enum, requires = "dir", conflicts_with_all = ["hashes", "files"])]
+    pub format: Option<ReportFormat>,
+    /// With --dir: hashing threads (default: one per core).
+    #[arg(long, value_name = "N", requires = "dir", conflicts_with_all = ["hashes", "files"])]
+    pub jobs: Option<std::num::NonZeroUsize>,
+}
+
+/// The format of `match --dir`'s report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {

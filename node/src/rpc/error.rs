@@ -25,6 +25,11 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
+
+    /// The status and message, for endpoints that answer errors in another shape (HMA's).
+    pub(super) fn into_parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -11,9 +11,9 @@ use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::api::{
-    AlertList, CastVote, EntryFilter, EntryPage, EntryView, HistoryView, MatchHashes, MatchResponse,
-    MembershipView, PeerList, ProposalWritten, ProposeChanges, QueueQuery, QueueView, RawRecord,
-    RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
+    AlertList, CastVote, EntryFilter, EntryPage, EntryView, HistoryView, MAX_MATCH_HASHES, MatchHashes,
+    MatchResponse, MembershipView, PeerList, ProposalWritten, ProposeChanges, QueueQuery, QueueView,
+    RawRecord, RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
 };
 use crate::config::Role;
 use crate::net::PeerView;
@@ -187,8 +187,11 @@ pub(super) async fn match_hashes(
             "`hashes` is empty: send at least one kind:hex",
         ));
     }
-    if req.hashes.len() > 10_000 {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "at most 10000 hashes per call"));
+    if req.hashes.len() > MAX_MATCH_HASHES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_MATCH_HASHES} hashes per call"),
+        ));
     }
     // Thousands of lookups are CPU work: off the async workers.
     let matcher = node.clone();

@@ -1,11 +1,13 @@
 //! The HTTP/JSON RPC under `/v1`, described by `/openapi.json`.
 //!
 //! Handlers only parse, authorize and call [`NodeHandle`] methods; every failure becomes a
-//! JSON `{"error": …}` with a 4xx status that says what was wrong.
+//! JSON `{"error": …}` with a 4xx status that says what was wrong. Beside `/v1`, `hma`
+//! answers the paths and shapes of Meta's Hasher-Matcher-Actioner for its existing clients.
 
 mod auth;
 mod error;
 mod handlers;
+mod hma;
 mod lists;
 
 use axum::Router;
@@ -43,6 +45,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/membership", get(handlers::membership))
         .route("/v1/membership/proposals", post(handlers::propose))
         .route("/v1/membership/proposals/{id}/approve", post(handlers::approve))
+        .merge(hma::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
         // Lists stream through a batch at a time, so they may be of any size.

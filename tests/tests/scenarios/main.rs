@@ -2,6 +2,7 @@
 
 mod federation;
 mod governance;
+mod hma;
 mod lists;
 mod matching;
 mod replication;

@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod scan;
+
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
 
 struct Running {

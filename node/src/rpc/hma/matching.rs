@@ -1,0 +1,171 @@
+//! HMA's matching blueprint, `/m`: one signal or one upload looked up, answered by bank with
+//! content ids and string distances.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use super::signal::{self, SignalType};
+use super::{HmaError, NO_DOWNLOADS, Result, counts, hashing, matcher};
+use crate::NodeHandle;
+use crate::api::Hit;
+use crate::hashers::Computed;
+
+/// `GET /m/raw_lookup` query.
+#[derive(Deserialize)]
+pub(super) struct RawLookupQuery {
+    signal: Option<String>,
+    signal_type: Option<String>,
+    banks: Option<String>,
+    include_distance: Option<String>,
+}
+
+/// One match with its distance, as HMA's `MatchWithDistance`.
+#[derive(Debug, Serialize)]
+pub(super) struct MatchWithDistance {
+    bank_content_id: u64,
+    /// A string even for PDQ (`"4"`), `"-"` for exact types: python-threatexchange's
+    /// `pretty_str`.
+    distance: String,
+}
+
+/// HMA's `RawLookupResponse.matches` item: an id, or an id with its distance.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum RawMatch {
+    Id(u64),
+    WithDistance(MatchWithDistance),
+}
+
+/// `GET /m/raw_lookup?signal=&signal_type=[&banks=][&include_distance=]` →
+/// `{"matches": [id…]}` or `{"matches": [{"bank_content_id", "distance"}…]}`.
+pub(super) async fn raw_lookup(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<RawLookupQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    matcher(&node, &headers)?;
+    let Query(q) = query?;
+    let (Some(signal), Some(signal_type)) = (q.signal, q.signal_type) else {
+        return Err(HmaError::invalid_query("signal and signal_type: field required"));
+    };
+    let with_distance = match q.include_distance {
+        Some(text) => signal::parse_bool("include_distance", &text).map_err(HmaError::invalid_query)?,
+        None => false,
+    };
+    let by_bank = lookup_signal(&node, &signal, &signal_type, q.banks.as_deref())?;
+    let matches: Vec<RawMatch> = by_bank
+        .into_values()
+        .flatten()
+        .map(|m| if with_distance { RawMatch::WithDistance(m) } else { RawMatch::Id(m.bank_content_id) })
+        .collect();
+    Ok(Json(serde_json::json!({ "matches": matches })))
+}
+
+/// `GET /m/lookup` query.
+#[derive(Deserialize)]
+pub(super) struct LookupQuery {
+    url: Option<String>,
+    signal: Option<String>,
+    signal_type: Option<String>,
+    banks: Option<String>,
+}
+
+/// Matches by bank name, as HMA's `TMatchByBank`; a bank appears only with a match.
+pub(super) type MatchByBank = BTreeMap<String, Vec<MatchWithDistance>>;
+
+/// `GET /m/lookup?signal=&signal_type=[&banks=]` → `{"<BANK>": [{"bank_content_id",
+/// "distance"}…]}` (no signal type level, as in HMA); `url=` is refused.
+pub(super) async fn lookup(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<LookupQuery>, QueryRejection>,
+) -> Result<Json<MatchByBank>> {
+    matcher(&node, &headers)?;
+    let Query(q) = query?;
+    if q.url.is_some() {
+        return Err(HmaError::bad_request(NO_DOWNLOADS));
+    }
+    let (Some(signal), Some(signal_type)) = (q.signal, q.signal_type) else {
+        return Err(HmaError::bad_request("Either url or both signal and signal_type are required"));
+    };
+    Ok(Json(lookup_signal(&node, &signal, &signal_type, q.banks.as_deref())?))
+}
+
+/// `POST /m/lookup?[banks=]` with one multipart file → `{"<signal type>": {"<BANK>":
+/// [{"bank_content_id", "distance"}…]}}`.
+pub(super) async fn lookup_upload(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<LookupQuery>, QueryRejection>,
+    request: axum::extract::Request,
+) -> Result<Json<BTreeMap<&'static str, MatchByBank>>> {
+    matcher(&node, &headers)?;
+    let Query(q) = query?;
+    let filter = BankFilter::parse(q.banks.as_deref());
+    let hashes = hashing::hash_form(&node, &headers, request).await?;
+    let mut out = BTreeMap::new();
+    for (signal_type, computed) in hashes {
+        let by_bank = match computed {
+            Some(c) => by_bank(signal_type, &node.match_and_act(&[c]), &filter),
+            // Too low in quality to trust: HMA would answer 400 for its empty hash; no match
+            // is what it means.
+            None => MatchByBank::new(),
+        };
+        out.insert(signal_type.name(), by_bank);
+    }
+    Ok(Json(out))
+}
+
+/// Looks one HMA signal up.
+fn lookup_signal(
+    node: &NodeHandle,
+    signal: &str,
+    signal_type: &str,
+    banks: Option<&str>,
+) -> Result<MatchByBank> {
+    let signal_type = SignalType::parse(signal_type).map_err(HmaError::bad_request)?;
+    let Some(fingerprint) = signal_type.fingerprint(signal).map_err(HmaError::bad_request)? else {
+        return Ok(MatchByBank::new());
+    };
+    let results = node.match_and_act(&[Computed::plain(fingerprint)]);
+    Ok(by_bank(signal_type, &results, &BankFilter::parse(banks)))
+}
+
+/// The `banks` parameter: comma-separated bank names; absent or empty means every bank.
+struct BankFilter(Option<Vec<String>>);
+
+impl BankFilter {
+    fn parse(banks: Option<&str>) -> Self {
+        Self(
+            banks
+                .filter(|b| !b.is_empty())
+                .map(|b| b.split(',').map(|n| n.trim().to_ascii_uppercase()).collect()),
+        )
+    }
+
+    fn admits(&self, bank: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.iter().any(|n| n == bank))
+    }
+}
+
+/// Groups the hits to act on by bank, nearest first within a bank.
+fn by_bank(signal_type: SignalType, results: &[crate::api::MatchResult], filter: &BankFilter) -> MatchByBank {
+    let mut out = MatchByBank::new();
+    let mut hits: Vec<&Hit> = results.iter().flat_map(|r| &r.hits).filter(|h| counts(h.action)).collect();
+    hits.sort_by_key(|h| (h.distance, h.entry));
+    for hit in hits {
+        let bank = signal::bank_name(&hit.category);
+        if filter.admits(&bank) {
+            out.entry(bank).or_default().push(MatchWithDistance {
+                bank_content_id: signal::content_id(&hit.entry),
+                distance: signal_type.distance(hit.distance),
+            });
+        }
+    }
+    out
+}
