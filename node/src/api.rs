@@ -647,3 +647,57 @@ pub struct WebhookStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<u64>,
 }
+
+/// `GET /v1/stats` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// First day, `YYYY-MM-DD` (default 30 days before `to`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (default today, UTC).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// `GET /v1/stats`: members' published counters summed by day and category.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatsView {
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+    /// Each day with any counters, oldest first.
+    pub days: Vec<DayStats>,
+    /// The whole range, by category.
+    pub totals: Vec<CategoryStats>,
+}
+
+/// One day's sums.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Members that published counters for it.
+    pub members: usize,
+    /// Sums by category.
+    pub categories: Vec<CategoryStats>,
+}
+
+/// Sums of one category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryStats {
+    /// The category.
+    pub category: Category,
+    /// Content matched to its entries.
+    pub matches: u64,
+    /// Of those, content removed.
+    pub removals: u64,
+}
+
+/// `POST /v1/stats/publish`: the records just signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatsPublished {
+    /// One `stats` record per day whose counters changed since they were last published.
+    pub records: Vec<Written>,
+}

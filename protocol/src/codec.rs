@@ -7,17 +7,18 @@
 //!
 //! ```text
 //! record   = version:u8 author:[32] seq:u64 prev:[32] timestamp:u64 body signature:[64]
-//! body     = 1 entry | 2 vote | 3 retract | 4 membership
+//! body     = 1 entry | 2 vote | 3 retract | 4 membership | 5 stats
 //! entry    = n:u8 (kind:u8 len:u8 value)*n category:str8 n:u8 link:str16*n note:opt(str16) expires:opt(u64)
 //! vote     = entry:[32] verdict:u8 reason:opt(str16) reviewer:opt(str8)
 //! retract  = entry:[32] reason:opt(str16)
 //! membership = epoch:u64 changes:str16 (TOML of the proposed changes)
+//! stats    = day:u32 n:u8 (category:str8 matches:u64 removals:u64)*n (categories ascending)
 //! opt(x)   = 0 | 1 x
 //! ```
 
 use crate::{
-    Body, Category, DecodeError, Entry, Fingerprint, FingerprintKind, MemberId, Membership, RecordId,
-    Retract, UnsignedRecord, Verdict, Vote,
+    Body, Category, DailyCount, DecodeError, Entry, Fingerprint, FingerprintKind, MemberId, Membership,
+    RecordId, Retract, Stats, UnsignedRecord, Verdict, Vote,
 };
 
 /// The encoding version this crate writes and reads.
@@ -36,6 +37,8 @@ pub const MAX_NOTE_LEN: usize = 4 * 1024;
 pub const MAX_REVIEWER_LEN: usize = 128;
 /// Longest change text in a membership record.
 pub const MAX_CHANGES_LEN: usize = 48 * 1024;
+/// Most categories in one stats record.
+pub const MAX_STAT_CATEGORIES: usize = 64;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -118,6 +121,29 @@ fn write_body(w: &mut Writer, body: &Body) -> Result<(), DecodeError> {
             w.u64(m.epoch);
             w.str16("changes", &m.changes, MAX_CHANGES_LEN)?;
         }
+        Body::Stats(st) => {
+            w.u8(5);
+            w.bytes(&st.day.to_be_bytes());
+            w.list_len("counts", st.counts.len(), MAX_STAT_CATEGORIES)?;
+            check_ascending(&st.counts)?;
+            for c in &st.counts {
+                w.str8("category", c.category.as_str(), crate::category::MAX_CATEGORY_LEN)?;
+                w.u64(c.matches);
+                w.u64(c.removals);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each category once, in order: so a day's counters have one encoding, and no category is
+/// counted twice.
+fn check_ascending(counts: &[DailyCount]) -> Result<(), DecodeError> {
+    if counts.windows(2).any(|w| w[0].category >= w[1].category) {
+        return Err(invalid("counts", "categories must be in ascending order, each once"));
+    }
+    if counts.iter().any(|c| c.removals > c.matches) {
+        return Err(invalid("counts", "removals cannot exceed matches"));
     }
     Ok(())
 }
@@ -155,6 +181,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(UnsignedRecord, [u8; 64]), DecodeE
             epoch: r.u64("epoch")?,
             changes: r.str16("changes", MAX_CHANGES_LEN)?,
         }),
+        5 => Body::Stats(decode_stats(&mut r)?),
         tag => return Err(DecodeError::UnknownTag { field: "body", tag }),
     };
     let signature: [u8; 64] = r.array("signature")?;
@@ -191,6 +218,21 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
     let note = r.opt(|r| r.str16("note", MAX_NOTE_LEN))?;
     let expires_at = r.opt(|r| r.u64("expires_at"))?;
     Ok(Entry { fingerprints, category, links, note, expires_at })
+}
+
+fn decode_stats(r: &mut Reader<'_>) -> Result<Stats, DecodeError> {
+    let day = u32::from_be_bytes(r.array("day")?);
+    let n = r.len8("counts", MAX_STAT_CATEGORIES)?;
+    let mut counts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let category = r.str8("category", crate::category::MAX_CATEGORY_LEN)?;
+        let category: Category = category
+            .parse()
+            .map_err(|e: crate::category::ParseCategoryError| invalid("category", &e.to_string()))?;
+        counts.push(DailyCount { category, matches: r.u64("matches")?, removals: r.u64("removals")? });
+    }
+    check_ascending(&counts)?;
+    Ok(Stats { day, counts })
 }
 
 fn invalid(field: &'static str, reason: &str) -> DecodeError {

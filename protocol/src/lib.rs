@@ -25,4 +25,6 @@ pub use manifest::{Manifest, ManifestError, MemberInfo, PolicyParams, RetiredKey
 pub use member::MemberId;
 pub use policy::{Action, EntryVotes, Former, Policy, Status, Verdict};
 pub use proof::{EquivocationProof, ProofError};
-pub use record::{Body, Entry, Membership, Record, RecordId, Retract, UnsignedRecord, Vote};
+pub use record::{
+    Body, DailyCount, Entry, Membership, Record, RecordId, Retract, Stats, UnsignedRecord, Vote,
+};

@@ -113,6 +113,29 @@ pub struct Membership {
     pub changes: String,
 }
 
+/// A member's counters of one day (UTC): how often its platform matched content of each
+/// category, and how often the match removed it. A member signs them during the day and
+/// after; its record with the highest seq for a day is the one that counts. Summed across
+/// members, they are the figures members today report publicly by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Days since 1970-01-01 (UTC).
+    pub day: u32,
+    /// One per category with any count, in category order, each category once.
+    pub counts: Vec<DailyCount>,
+}
+
+/// One category's counters in a [`Stats`] record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCount {
+    /// The category.
+    pub category: Category,
+    /// Content matched to entries of this category.
+    pub matches: u64,
+    /// Of those, content removed (the match's action was `remove`).
+    pub removals: u64,
+}
+
 /// What a record says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -125,6 +148,8 @@ pub enum Body {
     Retract(Retract),
     /// A proposal or approval of changes to the federation.
     Membership(Membership),
+    /// A member's daily counters.
+    Stats(Stats),
 }
 
 impl Body {
@@ -133,7 +158,7 @@ impl Body {
         match self {
             Body::Vote(v) => Some(v.entry),
             Body::Retract(r) => Some(r.entry),
-            Body::Entry(_) | Body::Membership(_) => None,
+            Body::Entry(_) | Body::Membership(_) | Body::Stats(_) => None,
         }
     }
 }

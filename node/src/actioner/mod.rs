@@ -14,10 +14,11 @@
 mod deliver;
 mod outbox;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hashmesh_protocol::{MemberId, RecordId, Status};
+use hashmesh_protocol::{Action, Category, DailyCount, MemberId, RecordId, Status};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,9 @@ pub struct Actioner {
     outbox: Outbox,
     /// Entry id → the status this member last heard of (`Status::ALL` index).
     matched: sled::Tree,
+    /// Day (u32 BE) ‖ category → matches (u64 BE) ‖ removals (u64 BE): this member's daily
+    /// counters, published as `stats` records.
+    counters: sled::Tree,
     hooks: Vec<Hook>,
 }
 
@@ -90,6 +94,18 @@ impl Event {
     }
 }
 
+/// Days since 1970-01-01 (UTC) at `ms`.
+pub fn day_of(ms: u64) -> u32 {
+    u32::try_from(ms / 86_400_000).unwrap_or(u32::MAX)
+}
+
+fn counts_of(bytes: &[u8]) -> (u64, u64) {
+    let at = |i: usize| {
+        bytes.get(i..i + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes)
+    };
+    (at(0), at(8))
+}
+
 fn status_tag(status: Status) -> u8 {
     Status::ALL.iter().position(|s| *s == status).unwrap_or(0) as u8
 }
@@ -113,12 +129,31 @@ impl Actioner {
             let state = Mutex::new(HookState { delivered_through, ..HookState::default() });
             hooks.push(Hook { config, key, state });
         }
-        Ok(Self { me, outbox, matched: store.local_tree("matched")?, hooks })
+        Ok(Self {
+            me,
+            outbox,
+            matched: store.local_tree("matched")?,
+            counters: store.local_tree("counters")?,
+            hooks,
+        })
     }
 
-    /// Acts on match results: an event for each fingerprint with hits, and its entries
-    /// remembered as matched. A storage failure is logged: the match itself still answers.
+    /// Acts on the results of one match request: an event for each fingerprint with hits, its
+    /// entries remembered as matched, and the day's counters — each entry the request matched
+    /// counts once (a file's several fingerprints, PDQ's variants, hit the same entries), as a
+    /// removal if its action is `remove`; allow-list entries are not counted. A storage
+    /// failure is logged: the match itself still answers.
     pub fn on_match(&self, results: &[MatchResult]) {
+        let mut counted: BTreeMap<RecordId, (&Category, Action)> = BTreeMap::new();
+        for hit in results.iter().flat_map(|r| &r.hits).filter(|h| !h.category.is_benign()) {
+            counted.insert(hit.entry, (&hit.category, hit.action));
+        }
+        let day = day_of(now_ms());
+        for (category, action) in counted.into_values() {
+            if let Err(e) = self.count(day, category, action == Action::Remove) {
+                tracing::error!(error = %e, "cannot count a match");
+            }
+        }
         for result in results.iter().filter(|r| !r.hits.is_empty()) {
             for hit in &result.hits {
                 if let Err(e) = self.matched.insert(hit.entry.0, &[status_tag(hit.status)]) {
@@ -130,9 +165,41 @@ impl Actioner {
                 .iter()
                 .map(|h| h.action)
                 .min_by_key(|a| crate::node::action_rank(*a))
-                .unwrap_or(hashmesh_protocol::Action::None);
+                .unwrap_or(Action::None);
             self.push(Event::Match { hash: result.hash.clone(), action, hits: result.hits.clone() });
         }
+    }
+
+    fn count(&self, day: u32, category: &Category, removed: bool) -> Result<(), StoreError> {
+        let mut key = day.to_be_bytes().to_vec();
+        key.extend_from_slice(category.as_str().as_bytes());
+        self.counters.update_and_fetch(key, |held| {
+            let (matches, removals) = held.map_or((0, 0), counts_of);
+            let mut out = (matches + 1).to_be_bytes().to_vec();
+            out.extend_from_slice(&(removals + u64::from(removed)).to_be_bytes());
+            Some(out)
+        })?;
+        Ok(())
+    }
+
+    /// This member's counters of each day, in day then category order.
+    pub fn counters(&self) -> Result<BTreeMap<u32, Vec<DailyCount>>, StoreError> {
+        let mut days: BTreeMap<u32, Vec<DailyCount>> = BTreeMap::new();
+        for item in self.counters.iter() {
+            let (key, value) = item?;
+            let Some((day, name)) = key.split_first_chunk::<4>() else { continue };
+            let Some(category) = std::str::from_utf8(name).ok().and_then(|n| n.parse::<Category>().ok())
+            else {
+                continue;
+            };
+            let (matches, removals) = counts_of(&value);
+            days.entry(u32::from_be_bytes(*day)).or_default().push(DailyCount {
+                category,
+                matches,
+                removals,
+            });
+        }
+        Ok(days)
     }
 
     fn push(&self, event: Event) {
@@ -183,7 +250,7 @@ impl Actioner {
             let swapped =
                 self.matched.compare_and_swap(entry.0, Some(&[status_tag(from)]), Some(&[status_tag(to)]));
             if matches!(swapped, Ok(Ok(()))) {
-                let action = if category.is_benign() { hashmesh_protocol::Action::None } else { to.action() };
+                let action = if category.is_benign() { Action::None } else { to.action() };
                 self.push(Event::StatusChanged { entry, category, from, to, action });
             }
         }

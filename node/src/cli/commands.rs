@@ -138,6 +138,17 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             let c = client();
             blocking(Box::new(move || super::lists::export(&c, &args))).await
         }
+        Command::Stats { from, to, publish } => {
+            let c = client();
+            blocking(Box::new(move || {
+                super::reports::stats(&c, from.as_deref(), to.as_deref(), publish, json)
+            }))
+            .await
+        }
+        Command::Webhooks => {
+            let c = client();
+            blocking(Box::new(move || super::reports::webhooks(&c, json))).await
+        }
         Command::Hash { files, urls } => hash_files(&files, &urls, json),
         Command::Queue { limit } => {
             let c = client();

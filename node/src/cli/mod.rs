@@ -15,6 +15,7 @@ mod devnet;
 pub mod init;
 mod lists;
 mod member;
+mod reports;
 mod review;
 mod scan;
 
@@ -127,6 +128,23 @@ pub enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
+    /// Matches and removals by day and category, summed over the members' signed daily
+    /// counters.
+    Stats {
+        /// First day, YYYY-MM-DD (default 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default today, UTC).
+        #[arg(long)]
+        to: Option<String>,
+        /// First sign and publish this member's changed counters now (admin token), rather
+        /// than at the next `stats.publish_interval`.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Delivery state of this node's webhooks: events delivered and waiting, the last error
+    /// (admin token).
+    Webhooks,
     /// Membership epochs: propose and approve changes to the federation, list its members.
     #[command(subcommand)]
     Member(member::MemberCommand),

@@ -6,10 +6,12 @@ mod matching;
 mod membership;
 mod reads;
 mod review;
+mod stats;
 mod writes;
 
 pub use lists::Exported;
 pub use matching::{action_rank, max_distance};
+pub use stats::{date, parse_day};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -245,6 +247,11 @@ impl RunningNode {
         tracing::info!(%rpc_addr, "RPC listening");
         let mut tasks = vec![rpc_task, net_task];
         tasks.extend(handle.shared.actioner.spawn(handle.shared.replica.clone(), &cancel));
+        tasks.push(tokio::spawn(publish_stats(
+            handle.clone(),
+            config.stats.publish_interval,
+            cancel.clone(),
+        )));
         Ok(Self { handle, rpc_addr, cancel, tasks, writer })
     }
 
@@ -270,6 +277,26 @@ impl RunningNode {
         }
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+}
+
+/// Signs this member's changed counters every `every`, until `cancel` fires.
+async fn publish_stats(node: NodeHandle, every: std::time::Duration, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await; // the first tick is now: nothing is counted yet
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match node.publish_stats().await {
+            Ok(written) if !written.is_empty() => {
+                tracing::info!(records = written.len(), "published this member's daily counters")
+            }
+            Ok(_) => {}
+            // Not a member, or the own log is not confirmed yet: the next tick tries again.
+            Err(e) => tracing::debug!(error = %e, "daily counters not published"),
+        }
     }
 }
 

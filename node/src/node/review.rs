@@ -115,7 +115,7 @@ impl NodeHandle {
                         ..event(r, "retract", votes.status(policy, now))
                     }
                 }
-                Body::Entry(_) | Body::Membership(_) => continue,
+                Body::Entry(_) | Body::Membership(_) | Body::Stats(_) => continue,
             };
             events.push(e);
         }

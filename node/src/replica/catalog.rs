@@ -1,5 +1,5 @@
 //! The in-memory view of every entry: its votes, its status inputs and an exact-fingerprint
-//! index. Rebuilt from the store at start-up and updated as each record is stored.
+//! index; and members' daily counters. Rebuilt from the store at start-up and updated as each record is stored.
 //!
 //! Votes and retractions may arrive before the entry they name (they come from other authors'
 //! logs, which replicate independently); they wait in `early` until the entry shows up, so the
@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hashmesh_protocol::{Body, Entry, EntryVotes, Fingerprint, MemberId, Record, RecordId, Verdict};
 
+use super::Daily;
 use crate::index::PerceptualIndex;
 
 /// One entry and what is known about it.
@@ -42,6 +43,7 @@ pub struct Catalog {
     exact: HashMap<Fingerprint, Vec<RecordId>>,
     perceptual: PerceptualIndex,
     early: HashMap<RecordId, Vec<Early>>,
+    daily: Daily,
 }
 
 impl Catalog {
@@ -56,6 +58,7 @@ impl Catalog {
             Body::Retract(retract) => {
                 self.add(retract.entry, Early::Retract { by: record.author(), seq: record.seq() });
             }
+            Body::Stats(stats) => self.daily.apply(record.author(), record.seq(), stats),
             Body::Membership(_) => {}
         }
     }
@@ -105,6 +108,11 @@ impl Catalog {
     /// Entries holding exactly this fingerprint.
     pub fn exact(&self, fp: &Fingerprint) -> &[RecordId] {
         self.exact.get(fp).map_or(&[], Vec::as_slice)
+    }
+
+    /// Members' daily counters.
+    pub fn daily(&self) -> &Daily {
+        &self.daily
     }
 
     /// The perceptual index.

@@ -16,6 +16,7 @@
 
 mod buffer;
 mod catalog;
+mod daily;
 mod verified;
 mod view;
 pub mod writer;
@@ -33,6 +34,7 @@ use crate::store::{Head, Loaded, Store, StoreError};
 use crate::sync::{Clock, FetchResult, ForkMark, LogClock};
 use buffer::Buffer;
 pub use catalog::{Catalog, EntryState};
+pub use daily::Daily;
 pub use verified::{Verified, verify_run};
 pub use view::View;
 pub use writer::ReplicaHandle;

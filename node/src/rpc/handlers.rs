@@ -358,3 +358,21 @@ pub(super) async fn webhooks(
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reading the webhooks failed"))?;
     Ok(Json(crate::api::WebhookList { webhooks }))
 }
+
+pub(super) async fn stats(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<crate::api::StatsQuery>, QueryRejection>,
+) -> Result<Json<crate::api::StatsView>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Query(query) = query?;
+    Ok(Json(node.stats(&query)?))
+}
+
+pub(super) async fn publish_stats(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<crate::api::StatsPublished>)> {
+    authorize(&node.shared, &headers, Role::Admin)?;
+    Ok((StatusCode::CREATED, Json(crate::api::StatsPublished { records: node.publish_stats().await? })))
+}

@@ -42,6 +42,8 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/records", get(handlers::records))
         .route("/v1/alerts", get(handlers::alerts))
         .route("/v1/webhooks", get(handlers::webhooks))
+        .route("/v1/stats", get(handlers::stats))
+        .route("/v1/stats/publish", post(handlers::publish_stats))
         .route("/v1/membership", get(handlers::membership))
         .route("/v1/membership/proposals", post(handlers::propose))
         .route("/v1/membership/proposals/{id}/approve", post(handlers::approve))

@@ -86,7 +86,20 @@ fn body() -> impl Strategy<Value = Body> {
         .prop_map(|(entry, reason)| Body::Retract(Retract { entry: RecordId(entry), reason }));
     let membership =
         (1u64..10, text(100)).prop_map(|(epoch, changes)| Body::Membership(Membership { epoch, changes }));
-    prop_oneof![entry, vote, retract, membership]
+    let stats =
+        (any::<u32>(), proptest::collection::btree_map("[a-z_]{1,8}", (any::<u64>(), any::<u64>()), 0..5))
+            .prop_map(|(day, counts)| {
+                let counts = counts
+                    .into_iter()
+                    .map(|(category, (a, b))| DailyCount {
+                        category: category.parse().expect("valid category"),
+                        matches: a.max(b),
+                        removals: a.min(b),
+                    })
+                    .collect();
+                Body::Stats(Stats { day, counts })
+            });
+    prop_oneof![entry, vote, retract, membership, stats]
 }
 
 /// One change to an encoding: overwrite, insert or delete a byte.
@@ -238,6 +251,13 @@ fn wire_format_is_pinned() {
     });
     let retract = Body::Retract(Retract { entry: RecordId([0xef; 32]), reason: Some("duplicate".into()) });
     let membership = Body::Membership(Membership { epoch: 2, changes: "name = \"f\"".into() });
+    let stats = Body::Stats(Stats {
+        day: 20_420,
+        counts: vec![
+            DailyCount { category: "csam".parse().expect("valid"), matches: 7, removals: 5 },
+            DailyCount { category: "drugs".parse().expect("valid"), matches: 1, removals: 0 },
+        ],
+    });
 
     let cases = [
         (
@@ -318,6 +338,19 @@ fn wire_format_is_pinned() {
             .concat(),
             "4df41159648c57949254dbd80827b57a889b838462c24006eba4b580f999735821ce59c4860c9e88ce74895f36903c38064620af886a2be329694e15718f440e",
             "2723b5d5064cf45786c9b0f581f91549f06e0ec2fc2dcbfba440de49c07e518a",
+        ),
+        (
+            stats,
+            [
+                "05",                                                                // body: stats
+                "00004fc4",                                                          // day 20420
+                "02",                                                                // 2 categories
+                &format!("04 {} 0000000000000007 0000000000000005", ascii("csam")),  // csam 7, 5
+                &format!("05 {} 0000000000000001 0000000000000000", ascii("drugs")), // drugs 1, 0
+            ]
+            .concat(),
+            "87ce595e3473ad57c66cca70fc0d544209a8d3d60eb153a1ae3aff6e560cd717ad71afc02223a0fe65523e8968f69de7518e8a9067b540b76f73d809687a3f0b",
+            "77965f5bb664bafdc1b9bd91380f00ba86d0056f59e6174b902352bef6e0380e",
         ),
     ];
     for (body, body_hex, signature, id) in cases {
@@ -424,6 +457,31 @@ fn body_target_names_the_entry_voted_on_or_retracted() {
         Some(RecordId([2; 32]))
     );
     assert_eq!(Body::Membership(Membership { epoch: 1, changes: String::new() }).target(), None);
+    assert_eq!(Body::Stats(Stats { day: 1, counts: Vec::new() }).target(), None);
+}
+
+#[test]
+fn stats_name_each_category_once_in_order_and_never_more_removals_than_matches() {
+    let count = |category: &str, matches, removals| DailyCount {
+        category: category.parse().expect("valid"),
+        matches,
+        removals,
+    };
+    let bad = [
+        vec![count("drugs", 1, 0), count("csam", 1, 0)],
+        vec![count("csam", 1, 0), count("csam", 2, 0)],
+        vec![count("csam", 1, 2)],
+    ];
+    for counts in bad {
+        let body = Body::Stats(Stats { day: 1, counts });
+        let refused = unsigned(1, body.clone()).sign(&key()).err();
+        assert!(matches!(refused, Some(DecodeError::Invalid { field: "counts", .. })), "signing {body:?}");
+        let bytes = raw::signed(raw::unsigned(&unsigned(1, body.clone())), &key());
+        let refused = Record::decode(&bytes).err();
+        assert!(matches!(refused, Some(DecodeError::Invalid { field: "counts", .. })), "decoding {body:?}");
+    }
+    let fine = Body::Stats(Stats { day: 1, counts: vec![count("csam", 2, 2), count("drugs", 0, 0)] });
+    assert!(unsigned(1, fine).sign(&key()).is_ok());
 }
 
 #[test]

@@ -9,4 +9,5 @@ mod replication;
 mod review;
 mod rpc;
 mod startup;
+mod stats;
 mod webhooks;

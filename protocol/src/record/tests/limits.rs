@@ -167,6 +167,6 @@ fn unknown_tags_and_bad_values_are_named() {
         decode_with(&vote, BODY + 33, 3).err(),
         Some(DecodeError::UnknownTag { field: "verdict", tag: 3 })
     );
-    assert_eq!(decode_with(&vote, BODY, 5).err(), Some(DecodeError::UnknownTag { field: "body", tag: 5 }));
+    assert_eq!(decode_with(&vote, BODY, 6).err(), Some(DecodeError::UnknownTag { field: "body", tag: 6 }));
     assert_eq!(decode_with(&vote, 0, 2).err(), Some(DecodeError::UnknownVersion(2)));
 }

@@ -80,6 +80,16 @@ pub(super) fn unsigned_with_category(r: &UnsignedRecord, category: Option<&str>)
             w.u64(m.epoch);
             w.str16(&m.changes);
         }
+        Body::Stats(st) => {
+            w.u8(5);
+            w.bytes(&st.day.to_be_bytes());
+            w.len8(st.counts.len());
+            for c in &st.counts {
+                w.str8(c.category.as_str());
+                w.u64(c.matches);
+                w.u64(c.removals);
+            }
+        }
     }
     w.0
 }
