@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod lists;
 mod scan;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
