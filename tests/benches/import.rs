@@ -2,8 +2,11 @@
 //! one node, streaming a generated list of distinct PDQ hashes, each row a signed, stored
 //! entry. Then an export of everything imported, for its rate.
 //!
-//! `cargo bench -p hashmesh-tests --bench import -- [--rows N] [--format plain|csv|te|jsonl]`.
-//! Prints figures; asserts nothing.
+//! With `--matchers N`, N clients match a hash over HTTP one request after another for the
+//! whole import, and their latencies are printed: the node must stay responsive.
+//!
+//! `cargo bench -p hashmesh-tests --bench import -- [--rows N] [--format plain|csv|te|jsonl]
+//! [--matchers N]`. Prints figures; asserts nothing.
 
 use std::io::Write;
 use std::time::Instant;
@@ -49,6 +52,23 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{}/v1/import?format={format}&category=csam", node.rpc());
     let token = node.submitter.clone();
     let path = file.path().to_owned();
+    let matchers: usize = arg("--matchers").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..matchers)
+        .map(|_| {
+            let (url, token, done) = (format!("{}/v1/match/hashes", node.rpc()), node.matcher.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let body = serde_json::json!({ "hashes": ["md5:0123456789abcdef0123456789abcdef"] });
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let ok = ureq::post(&url).header("Authorization", format!("Bearer {token}")).send_json(&body).is_ok();
+                    latencies.push((t.elapsed(), ok));
+                }
+                latencies
+            })
+        })
+        .collect();
     let started = Instant::now();
     let report: serde_json::Value = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut reader = std::fs::File::open(path)?;
@@ -68,6 +88,22 @@ async fn main() -> anyhow::Result<()> {
         report["errors"]
     );
 
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if matchers > 0 {
+        let mut all: Vec<(std::time::Duration, bool)> =
+            clients.into_iter().flat_map(|c| c.join().unwrap_or_default()).collect();
+        all.sort();
+        let failed = all.iter().filter(|(_, ok)| !ok).count();
+        let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |l| l.0.as_secs_f64() * 1e3);
+        println!(
+            "{matchers} matching clients during the import: {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {failed} failed",
+            all.len(),
+            all.len() as f64 / took,
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
     let url = format!("{}/v1/export?format=csv", node.rpc());
     let token = node.matcher.clone();
     let started = Instant::now();
