@@ -17,6 +17,7 @@ pub mod net;
 pub mod node;
 pub mod replica;
 pub mod rpc;
+pub mod signals;
 pub mod store;
 pub mod sync;
 

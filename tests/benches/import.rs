@@ -56,13 +56,17 @@ async fn main() -> anyhow::Result<()> {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..matchers)
         .map(|_| {
-            let (url, token, done) = (format!("{}/v1/match/hashes", node.rpc()), node.matcher.clone(), done.clone());
+            let (url, token, done) =
+                (format!("{}/v1/match/hashes", node.rpc()), node.matcher.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut latencies = Vec::new();
                 let body = serde_json::json!({ "hashes": ["md5:0123456789abcdef0123456789abcdef"] });
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     let t = Instant::now();
-                    let ok = ureq::post(&url).header("Authorization", format!("Bearer {token}")).send_json(&body).is_ok();
+                    let ok = ureq::post(&url)
+                        .header("Authorization", format!("Bearer {token}"))
+                        .send_json(&body)
+                        .is_ok();
                     latencies.push((t.elapsed(), ok));
                 }
                 latencies
@@ -94,7 +98,10 @@ async fn main() -> anyhow::Result<()> {
             clients.into_iter().flat_map(|c| c.join().unwrap_or_default()).collect();
         all.sort();
         let failed = all.iter().filter(|(_, ok)| !ok).count();
-        let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |l| l.0.as_secs_f64() * 1e3);
+        let at = |q: f64| {
+            all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+                .map_or(0.0, |l| l.0.as_secs_f64() * 1e3)
+        };
         println!(
             "{matchers} matching clients during the import: {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {failed} failed",
             all.len(),

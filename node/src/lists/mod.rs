@@ -24,6 +24,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use hashmesh_protocol::{Category, FingerprintKind};
+
+use crate::signals::SignalType;
 use serde::{Deserialize, Serialize};
 
 pub use read::{MAX_LINE_BYTES, Parsed, Row, RowError, rows};
@@ -96,41 +98,14 @@ pub struct Defaults {
     pub category: Option<Category>,
 }
 
-/// python-threatexchange's signal type name for a kind, if it has one.
-pub fn signal_type(kind: FingerprintKind) -> Option<&'static str> {
-    match kind {
-        FingerprintKind::Pdq => Some("pdq"),
-        // python-threatexchange has no plain md5: MD5 of a file is `video_md5` there.
-        FingerprintKind::Md5 => Some("video_md5"),
-        FingerprintKind::Url => Some("url"),
-        FingerprintKind::Sha256 => Some("video_sha256"),
-        FingerprintKind::Blake3 | FingerprintKind::Sha1 | FingerprintKind::Dhash | FingerprintKind::Phash => {
-            None
-        }
-    }
-}
-
-/// The kind a python-threatexchange signal type names, if hashmesh holds it.
+/// The kind a python-threatexchange signal type names, if hashmesh holds it (`md5` and
+/// `sha256` are taken too, for lists written by hand).
 pub fn kind_of_signal_type(name: &str) -> Option<FingerprintKind> {
     match name {
-        "pdq" => Some(FingerprintKind::Pdq),
-        "video_md5" | "md5" => Some(FingerprintKind::Md5),
-        "video_sha256" | "sha256" => Some(FingerprintKind::Sha256),
-        "url" => Some(FingerprintKind::Url),
-        _ => None,
+        "md5" => Some(FingerprintKind::Md5),
+        "sha256" => Some(FingerprintKind::Sha256),
+        _ => SignalType::parse(name).ok().map(SignalType::kind),
     }
-}
-
-/// HMA's bank name for a category: upper case, as HMA requires (`[A-Z_][A-Z0-9_]*`).
-pub fn bank_name(category: &Category) -> String {
-    let name = category.as_str().to_ascii_uppercase();
-    if name.starts_with(|c: char| c.is_ascii_digit()) { format!("_{name}") } else { name }
-}
-
-/// The category an HMA bank name stands for (`CSAM` → `csam`), if it makes a category name.
-pub fn category_of_bank(bank: &str) -> Option<Category> {
-    let lower = bank.to_ascii_lowercase();
-    lower.parse().ok().or_else(|| lower.strip_prefix('_').and_then(|s| s.parse().ok()))
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader, Read};
 use hashmesh_protocol::{Body, Category, Entry, Fingerprint, FingerprintKind, codec};
 use serde::Deserialize;
 
-use super::{Defaults, Format, category_of_bank, kind_of_signal_type};
+use super::{Defaults, Format, kind_of_signal_type};
 use crate::hashers::url;
+use crate::signals::bank_category;
 
 /// Longest line read; a longer one is reported as bad and skipped.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -268,7 +269,7 @@ impl Columns {
                 // A negative opinion: HMA's way to say the content is known benign.
                 (Some("NEGATIVE_CLASS"), _) => Ok(benign()),
                 (_, Some(bank)) => {
-                    category_of_bank(bank).ok_or_else(|| format!("bank {bank:?} does not name a category"))
+                    bank_category(bank).ok_or_else(|| format!("bank {bank:?} does not name a category"))
                 }
                 (_, None) => category(defaults),
             };

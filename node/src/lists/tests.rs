@@ -214,13 +214,16 @@ fn names_round_trip() {
         assert_eq!(format.name().parse::<Format>(), Ok(format));
     }
     assert!("xml".parse::<Format>().is_err());
-    for category in ["csam", "drugs", "harmful_behavior", "benign", "x9"] {
-        assert_eq!(category_of_bank(&bank_name(&cat(category))), Some(cat(category)));
+    use crate::signals::{SignalType, bank_category, bank_name};
+    for category in ["csam", "drugs", "harmful_behavior", "benign", "x9", "9lives"] {
+        assert_eq!(bank_category(&bank_name(&cat(category))), Some(cat(category)));
     }
     assert_eq!(bank_name(&cat("9lives")), "_9LIVES");
     for kind in FingerprintKind::ALL {
-        if let Some(name) = signal_type(kind) {
-            assert_eq!(kind_of_signal_type(name), Some(kind));
+        if let Some(t) = SignalType::of_kind(kind) {
+            assert_eq!(kind_of_signal_type(t.name()), Some(kind));
         }
     }
+    assert_eq!(kind_of_signal_type("md5"), Some(FingerprintKind::Md5));
+    assert_eq!(kind_of_signal_type("raw_text"), None);
 }

@@ -5,8 +5,9 @@ use std::io::Write;
 use hashmesh_protocol::{Entry, Fingerprint, FingerprintKind, MemberId, RecordId, Status};
 use serde::Serialize;
 
-use super::{Format, bank_name, signal_type};
+use super::Format;
 use crate::hashers::url;
+use crate::signals::{SignalType, bank_name};
 
 /// Writes entries as one format; fingerprints the format cannot hold are counted, not written.
 pub struct Writer<W: Write> {
@@ -158,7 +159,7 @@ impl<W: Write> Writer<W> {
 /// python-threatexchange's signal type and signal for a fingerprint: hex for hashes, and for
 /// a `url` hash the entry's link that hashes to it (the hash alone cannot be turned back).
 fn signal(fp: &Fingerprint, entry: &Entry) -> Option<(&'static str, String)> {
-    let name = signal_type(fp.kind())?;
+    let name = SignalType::of_kind(fp.kind())?.name();
     if fp.kind() == FingerprintKind::Url {
         let link = entry.links.iter().find(|l| url::fingerprint(l).is_ok_and(|f| &f == fp))?;
         return Some((name, link.clone()));

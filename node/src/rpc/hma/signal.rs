@@ -1,99 +1,10 @@
 //! HMA's names for things, and ours: signal types and content types, banks, content ids. Pure
 //! functions, so every mapping is unit-tested without a node.
 
-use hashmesh_protocol::{Category, Fingerprint, FingerprintKind, RecordId};
+use hashmesh_protocol::{FingerprintKind, RecordId};
 
 use crate::hashers;
-
-/// The HMA signal types this node answers for, each backed by one of our fingerprint kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum SignalType {
-    /// `pdq` — our `pdq`.
-    Pdq,
-    /// `video_md5` — our `md5` (of the file bytes, whatever the file is: HMA has no plain
-    /// `md5` type).
-    VideoMd5,
-    /// `video_sha256` — our `sha256`.
-    VideoSha256,
-    /// `url` — our `url` (blake3 of the normalised URL), looked up from the URL text.
-    Url,
-}
-
-impl SignalType {
-    /// Every type, as `GET /c/signal_type` lists them.
-    pub(super) const ALL: [Self; 4] = [Self::Pdq, Self::VideoMd5, Self::VideoSha256, Self::Url];
-
-    /// HMA's name.
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Self::Pdq => "pdq",
-            Self::VideoMd5 => "video_md5",
-            Self::VideoSha256 => "video_sha256",
-            Self::Url => "url",
-        }
-    }
-
-    /// The type named `name`, or HMA's message for an unknown one (with what we do answer).
-    pub(super) fn parse(name: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
-            format!("No such SignalType '{name}' (this node matches {})", known.join(", "))
-        })
-    }
-
-    /// The HMA type of one of our fingerprint kinds, if it has one.
-    pub(super) fn of_kind(kind: FingerprintKind) -> Option<Self> {
-        match kind {
-            FingerprintKind::Pdq => Some(Self::Pdq),
-            FingerprintKind::Md5 => Some(Self::VideoMd5),
-            FingerprintKind::Sha256 => Some(Self::VideoSha256),
-            FingerprintKind::Url => Some(Self::Url),
-            FingerprintKind::Blake3
-            | FingerprintKind::Sha1
-            | FingerprintKind::Dhash
-            | FingerprintKind::Phash => None,
-        }
-    }
-
-    /// Checks `signal` as python-threatexchange's `validate_signal_str` does and turns it
-    /// into our fingerprint. `Ok(None)`: a valid `url` signal that is not an absolute URL,
-    /// which HMA would accept and never match. `Err`: HMA's 400 message.
-    pub(super) fn fingerprint(self, signal: &str) -> Result<Option<Fingerprint>, String> {
-        let hex_of = |kind: FingerprintKind, text: &str, why: String| {
-            let ok = text.len() == 2 * kind.value_len()
-                && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            let value =
-                hex::decode(text).ok().filter(|_| ok).ok_or_else(|| format!("invalid signal: {why}"))?;
-            Fingerprint::new(kind, value).map(Some).map_err(|e| format!("invalid signal: {e}"))
-        };
-        match self {
-            // Lower case only, as PdqSignal's regex: upper case is refused, not normalised.
-            Self::Pdq => hex_of(FingerprintKind::Pdq, signal, "invalid PDQ hash".into()),
-            Self::VideoMd5 => {
-                let text = signal.trim().to_ascii_lowercase();
-                hex_of(FingerprintKind::Md5, &text, format!("{signal:?} is not a valid MD5 hash"))
-            }
-            Self::VideoSha256 => {
-                let text = signal.trim().to_ascii_lowercase();
-                hex_of(FingerprintKind::Sha256, &text, format!("{signal:?} is not a valid SHA256 hash"))
-            }
-            Self::Url => {
-                if signal.is_empty() {
-                    return Err("invalid signal: empty hash".into());
-                }
-                Ok(hashers::url::fingerprint(signal.trim()).ok())
-            }
-        }
-    }
-
-    /// HMA's `distance` string: the Hamming distance for PDQ, `-` for exact types.
-    pub(super) fn distance(self, distance: u32) -> String {
-        match self {
-            Self::Pdq => distance.to_string(),
-            Self::VideoMd5 | Self::VideoSha256 | Self::Url => "-".to_owned(),
-        }
-    }
-}
+pub(super) use crate::signals::{SignalType, bank_category, bank_name};
 
 /// HMA's content types that uploads name as their multipart field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,17 +97,6 @@ pub(super) fn cursor_before(id: u64) -> Result<Option<RecordId>, ()> {
     Ok(None)
 }
 
-/// HMA's name for a category's bank: the category in upper case (`csam` → `CSAM`), as HMA
-/// bank names are `[A-Z_][A-Z0-9_]*`.
-pub(super) fn bank_name(category: &Category) -> String {
-    category.as_str().to_ascii_uppercase()
-}
-
-/// The category a bank name stands for (any case), if it is well formed.
-pub(super) fn bank_category(bank: &str) -> Option<Category> {
-    bank.trim().to_ascii_lowercase().parse().ok()
-}
-
 /// HMA's `include_distance` and other query booleans, read as pydantic reads them.
 pub(super) fn parse_bool(name: &str, text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
@@ -209,6 +109,7 @@ pub(super) fn parse_bool(name: &str, text: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hashmesh_protocol::Category;
 
     #[test]
     fn signals_are_validated_as_python_threatexchange_does() {
