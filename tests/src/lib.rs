@@ -463,3 +463,16 @@ async fn start_node(
     node.start().await?;
     Ok(node)
 }
+
+/// A test image from `node/tests/fixtures/pdq/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../node/tests/fixtures/pdq/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("fixture")
+}
+
+/// `img` encoded as PNG.
+pub fn png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}

@@ -3,19 +3,8 @@
 //! the exact JSON HMA answers with — banks, integer content ids, string distances,
 //! `{"message": …}` errors.
 
-use hashmesh_tests::{TestNet, TestNode};
+use hashmesh_tests::{TestNet, TestNode, fixture, png};
 use serde_json::json;
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../node/tests/fixtures/pdq/{name}", env!("CARGO_MANIFEST_DIR")))
-        .expect("fixture")
-}
-
-fn png(img: &image::DynamicImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
-    out.into_inner()
-}
 
 const BOUNDARY: &str = "hmaFormBoundary";
 

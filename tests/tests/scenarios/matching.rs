@@ -1,19 +1,8 @@
 //! Matching content through the RPC: perceptual hashes survive the usual edits, low-quality
 //! hashes are reported rather than matched, and broken images are clear errors.
 
-use hashmesh_tests::{TestNet, wait_until};
+use hashmesh_tests::{TestNet, fixture, png, wait_until};
 use serde_json::{Value, json};
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../node/tests/fixtures/pdq/{name}", env!("CARGO_MANIFEST_DIR")))
-        .expect("fixture")
-}
-
-fn png(img: &image::DynamicImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
-    out.into_inner()
-}
 
 /// The result for the fingerprint of `kind` in a match reply.
 fn result_of(body: &Value, kind: &str) -> Value {
