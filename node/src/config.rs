@@ -31,7 +31,9 @@ pub struct Config {
     pub rpc: RpcConfig,
     /// The libp2p network.
     pub p2p: P2pConfig,
-    /// URLs told of matches and of later status changes of matched entries.
+    /// URLs told of matches and of later status changes of matched entries (written only
+    /// when there are some, so `[[webhooks]]` blocks can be appended to a fresh config).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookConfig>,
     /// Publishing this member's daily counters.
     pub stats: StatsConfig,
@@ -284,4 +286,34 @@ pub fn new_token(name: &str, role: Role) -> (String, TokenConfig) {
 /// The stored form of a token.
 pub fn token_hash(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operator appends `[[webhooks]]` blocks to the config `init` wrote.
+    #[test]
+    fn webhooks_can_be_appended_to_a_written_config_and_are_checked() {
+        let hook = "\n[[webhooks]]\nurl = \"https://hooks.example/h\"\nsecret = \"sixteen or more chars\"\n";
+        let config: Config =
+            toml::from_str(&(Config::default().to_toml() + hook)).expect("appended config reads");
+        assert_eq!(config.webhooks.len(), 1);
+        assert_eq!(config.webhooks[0].events, vec![EventKind::Match, EventKind::StatusChanged]);
+        assert_eq!(config.webhooks[0].retry_max, Duration::from_secs(300));
+        assert_eq!(config.check(), Ok(()));
+        let round: Config = toml::from_str(&config.to_toml()).expect("written back");
+        assert_eq!(round.webhooks[0].url, "https://hooks.example/h");
+
+        for (bad, says) in [
+            (hook.replace("https://hooks.example/h", "ftp://x/"), "http or https"),
+            (hook.replace("https://hooks.example/h", "not a url"), "not a URL"),
+            (hook.replace("sixteen or more chars", "short"), "at least 16"),
+            (format!("{hook}retry_max = \"1ms\"\n"), "retry_max"),
+        ] {
+            let config: Config = toml::from_str(&(Config::default().to_toml() + &bad)).expect("parses");
+            let err = config.check().expect_err("refused");
+            assert!(err.contains(says), "{err}");
+        }
+    }
 }
