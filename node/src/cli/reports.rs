@@ -34,11 +34,11 @@ pub(super) fn stats(
     say!("{:<10}  {:<18} {:>10} {:>10}  members", "day", "category", "matches", "removals");
     for day in &view.days {
         for c in &day.categories {
-            say!("{:<10}  {:<18} {:>10} {:>10}  {}", day.day, c.category, c.matches, c.removals, day.members);
+            say!("{:<10}  {:<18} {:>10} {:>10}  {}", day.day, c.category.as_str(), c.matches, c.removals, day.members);
         }
     }
     for c in &view.totals {
-        say!("{:<10}  {:<18} {:>10} {:>10}", "total", c.category, c.matches, c.removals);
+        say!("{:<10}  {:<18} {:>10} {:>10}", "total", c.category.as_str(), c.matches, c.removals);
     }
     if view.days.is_empty() {
         say!("no counters published for these days");
