@@ -48,7 +48,7 @@ impl Category {
 
 impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -108,6 +108,7 @@ mod tests {
     fn text_forms_agree() {
         let c: Category = "drugs".parse().expect("valid");
         assert_eq!(c.to_string(), "drugs");
+        assert_eq!(format!("[{c:<7}]"), "[drugs  ]", "padding applies, for tables");
         assert_eq!(format!("{c:?}"), "\"drugs\"");
         assert_eq!(String::from(c.clone()), "drugs");
         assert_eq!(Category::try_from("drugs".to_owned()), Ok(c));

@@ -86,7 +86,7 @@ impl FingerprintKind {
 
 impl fmt::Display for FingerprintKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
