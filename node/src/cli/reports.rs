@@ -34,7 +34,14 @@ pub(super) fn stats(
     say!("{:<10}  {:<18} {:>10} {:>10}  members", "day", "category", "matches", "removals");
     for day in &view.days {
         for c in &day.categories {
-            say!("{:<10}  {:<18} {:>10} {:>10}  {}", day.day, c.category.as_str(), c.matches, c.removals, day.members);
+            say!(
+                "{:<10}  {:<18} {:>10} {:>10}  {}",
+                day.day,
+                c.category.as_str(),
+                c.matches,
+                c.removals,
+                day.members
+            );
         }
     }
     for c in &view.totals {

@@ -194,8 +194,21 @@ fn bad_rows_are_reported_with_line_and_reason_and_do_not_stop_the_read() {
     assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 4]);
     assert!(bad[1].reason.contains("longer than"), "{}", bad[1].reason);
 
-    let (good, bad) = read(Format::Jsonl, &csam(), "{\"fingerprints\": [\"md5:00\"]}\n{not json\n");
-    assert_eq!((good.len(), bad.iter().map(|b| b.line).collect::<Vec<_>>()), (0, vec![1, 2]));
+    let (good, bad) = read(Format::Jsonl, &csam(), "{\"fingerprints\": [\"md5:00\"]}\n\n{not json\n");
+    assert_eq!(
+        (good.len(), bad.iter().map(|b| b.line).collect::<Vec<_>>()),
+        (0, vec![1, 3]),
+        "a blank line is no row"
+    );
+
+    // A long line that is a valid entry (32 links of about 2 KB) is read whole.
+    let links: Vec<String> =
+        (0..32).map(|i| format!("https://example.com/{i}/{}", "x".repeat(1970))).collect();
+    let line = serde_json::json!({ "fingerprints": [format!("md5:{MD5}")], "links": links }).to_string();
+    assert!(line.len() > 60_000);
+    let (good, bad) = read(Format::Jsonl, &csam(), format!("{line}\n"));
+    assert_eq!((good.len(), bad), (1, vec![]));
+    assert_eq!(good[0].entry.links.len(), 32);
 }
 
 #[test]
@@ -225,5 +238,20 @@ fn names_round_trip() {
         }
     }
     assert_eq!(kind_of_signal_type("md5"), Some(FingerprintKind::Md5));
+    assert_eq!(kind_of_signal_type("sha256"), Some(FingerprintKind::Sha256));
+    assert_eq!(bank_category("_X"), Some(cat("_x")), "only a digit after _ was added by bank_name");
+    assert_eq!(SignalType::Pdq.distance(7), "7");
+    assert_eq!(SignalType::VideoMd5.distance(0), "-");
+    assert_eq!(Format::Csv.to_string(), "csv");
+    assert_eq!(
+        Format::ALL.map(Format::content_type),
+        [
+            "text/plain; charset=utf-8",
+            "text/csv; charset=utf-8",
+            "text/plain; charset=utf-8",
+            "text/csv; charset=utf-8",
+            "application/x-ndjson"
+        ]
+    );
     assert_eq!(kind_of_signal_type("raw_text"), None);
 }
