@@ -255,3 +255,34 @@ fn names_round_trip() {
     );
     assert_eq!(kind_of_signal_type("raw_text"), None);
 }
+
+/// A reader that is interrupted once (a signal), then fails for real after its data.
+struct Flaky<'a> {
+    data: &'a [u8],
+    interrupted: bool,
+}
+
+impl std::io::Read for Flaky<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.interrupted {
+            self.interrupted = true;
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        if self.data.is_empty() {
+            return Err(std::io::Error::other("connection reset"));
+        }
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_interrupted_read_is_retried_and_a_failed_one_ends_the_rows() {
+    let text = format!("md5:{MD5}\n");
+    let mut rows =
+        rows(Format::Plain, &csam(), Flaky { data: text.as_bytes(), interrupted: false }).expect("rows");
+    assert!(matches!(rows.next(), Some(Ok(Ok(_)))), "the row after the interruption is read");
+    assert!(matches!(rows.next(), Some(Err(e)) if e.to_string() == "connection reset"));
+}
