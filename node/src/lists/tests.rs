@@ -59,7 +59,10 @@ fn write_all(format: Format, entries: &[Entry]) -> (String, u64) {
         let status = if i % 2 == 0 { Status::Verified } else { Status::Pending };
         writer.entry(RecordId([i as u8; 32]), MemberId([7; 32]), status, e).expect("written");
     }
-    let unwritable = writer.unwritable;
+    let (written, unwritable) = (writer.written, writer.unwritable);
+    // The sample: 2 + 1 + 1 + 1 fingerprints; plain and jsonl write all of them.
+    let fingerprints = entries.iter().map(|e| e.fingerprints.len() as u64).sum::<u64>();
+    assert_eq!(written + unwritable, fingerprints, "{format}: every fingerprint written or counted");
     (String::from_utf8(writer.finish().expect("finished")).expect("utf-8"), unwritable)
 }
 
@@ -115,6 +118,24 @@ fn te_writes_signal_types_python_threatexchange_knows() {
     let sha1 = Entry { fingerprints: vec![fp(&format!("sha1:{}", "aa".repeat(20)))], ..sample()[1].clone() };
     let (text, unwritable) = write_all(Format::Te, &[sha1]);
     assert_eq!((text.as_str(), unwritable), ("", 1));
+}
+
+#[test]
+fn hma_exports_say_the_opinion_and_the_status() {
+    let (text, _) = write_all(Format::Hma, &sample());
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "signal_type,signal_str,collab,category,tags");
+    // Verified (even rows in write_all) is a positive opinion, pending an investigation seed,
+    // and an allow-list entry a negative one whatever its status.
+    assert!(rows.contains(&format!("pdq,{PDQ},CSAM,POSITIVE_CLASS,verified").as_str()), "{text}");
+    assert!(
+        rows.contains(&format!("video_md5,{},DRUGS,INVESTIGATION_SEED,pending", "ab".repeat(16)).as_str()),
+        "{text}"
+    );
+    assert!(
+        rows.contains(&format!("pdq,{},BENIGN,NEGATIVE_CLASS,pending", "0f".repeat(32)).as_str()),
+        "{text}"
+    );
 }
 
 #[test]

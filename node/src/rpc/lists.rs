@@ -51,9 +51,21 @@ pub(super) async fn export(
     tokio::task::spawn_blocking(move || {
         let mut out = Chunks { tx, buf: Vec::with_capacity(CHUNK) };
         // A client that hangs up ends the export: the next send fails.
-        if let Err(e) = node.export_list(&query, &mut out).and_then(|_| std::io::Write::flush(&mut out)) {
-            tracing::debug!(error = %e, "export ended early");
-            let _ = out.tx.blocking_send(Err(e));
+        match node
+            .export_list(&query, &mut out)
+            .and_then(|done| std::io::Write::flush(&mut out).map(|()| done))
+        {
+            Ok(done) => tracing::info!(
+                %format,
+                entries = done.entries,
+                fingerprints = done.fingerprints,
+                unwritable = done.unwritable,
+                "export done"
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "export ended early");
+                let _ = out.tx.blocking_send(Err(e));
+            }
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
