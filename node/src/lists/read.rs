@@ -77,7 +77,8 @@ pub fn rows<'a>(
             }
         }))),
         Format::Csv | Format::Hma => {
-            let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input);
+            let mut reader =
+                csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(Retry(input));
             let header = reader.headers().map_err(|e| format!("cannot read the CSV header row: {e}"))?;
             let columns = Columns::of(header, format)?;
             Ok(Box::new(reader.into_records().map(move |record| match record {
@@ -316,14 +317,28 @@ pub(super) fn parse_time(text: &str) -> Result<u64, String> {
 
 /// Numbered lines of text; a line that is not UTF-8 or is too long is an `Err` with why.
 struct Lines<R> {
-    reader: BufReader<R>,
+    reader: BufReader<Retry<R>>,
     line: u64,
     buf: Vec<u8>,
 }
 
 impl<R: Read> Lines<R> {
     fn new(input: R) -> Self {
-        Self { reader: BufReader::with_capacity(1 << 16, input), line: 0, buf: Vec::new() }
+        Self { reader: BufReader::with_capacity(1 << 16, Retry(input)), line: 0, buf: Vec::new() }
+    }
+}
+
+/// Retries a read a signal interrupted, which neither `csv` nor `BufReader::fill_buf` does.
+struct Retry<R>(R);
+
+impl<R: Read> Read for Retry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                done => return done,
+            }
+        }
     }
 }
 
@@ -336,7 +351,6 @@ impl<R: Read> Iterator for Lines<R> {
         loop {
             let available = match self.reader.fill_buf() {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Some(Err(e)),
             };
             if available.is_empty() {

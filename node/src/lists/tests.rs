@@ -307,3 +307,35 @@ fn an_interrupted_read_is_retried_and_a_failed_one_ends_the_rows() {
     assert!(matches!(rows.next(), Some(Ok(Ok(_)))), "the row after the interruption is read");
     assert!(matches!(rows.next(), Some(Err(e)) if e.to_string() == "connection reset"));
 }
+
+#[test]
+fn a_csv_that_cannot_be_read_ends_the_rows_with_the_error() {
+    let text = format!("hash,kind,category\n{MD5},md5,csam\n");
+    let mut rows =
+        rows(Format::Csv, &Defaults::default(), Flaky { data: text.as_bytes(), interrupted: false })
+            .expect("header read");
+    assert!(matches!(rows.next(), Some(Ok(Ok(_)))));
+    assert!(matches!(rows.next(), Some(Err(e)) if e.to_string().contains("connection reset")));
+}
+
+#[test]
+fn lines_up_to_the_limit_are_read_and_comments_skipped() {
+    // A line of exactly MAX_LINE_BYTES with its newline: a (bad) row, not "too long".
+    let long = format!("#\n{}\n{}\n", "a".repeat(MAX_LINE_BYTES - 1), "a".repeat(MAX_LINE_BYTES));
+    let (good, bad) = read(Format::Plain, &Defaults { kind: Some(FingerprintKind::Md5), ..csam() }, long);
+    assert!(good.is_empty());
+    assert_eq!(bad.len(), 2, "the comment is no row");
+    assert!(!bad[0].reason.contains("longer than"), "{}", bad[0].reason);
+    assert!(bad[1].reason.contains("longer than"), "{}", bad[1].reason);
+}
+
+#[test]
+fn an_export_of_one_kind_holds_only_that_kind() {
+    let mut writer = Writer::new(Format::Plain, Some(FingerprintKind::Md5), Vec::new()).expect("writer");
+    for e in sample() {
+        writer.entry(RecordId([0; 32]), MemberId([7; 32]), Status::Pending, &e).expect("written");
+    }
+    assert_eq!(writer.written, 2);
+    let text = String::from_utf8(writer.finish().expect("done")).expect("utf-8");
+    assert_eq!(text, format!("md5:{MD5}\nmd5:{}\n", "ab".repeat(16)));
+}
