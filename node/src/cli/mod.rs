@@ -14,6 +14,7 @@ mod commands;
 mod devnet;
 pub mod init;
 mod lists;
+mod manifest;
 mod member;
 mod reports;
 mod review;
@@ -62,6 +63,10 @@ pub enum Command {
         #[arg(long, default_value = "member.key")]
         out: PathBuf,
     },
+    /// Founding a federation: build its genesis manifest from the members' `keygen` outputs,
+    /// or check a manifest.
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
     /// Run a local federation of N member nodes in one process (fresh keys, one manifest).
     Devnet(DevnetArgs),
     /// Show the node's status: replica size, digest, logs, equivocators, sync state.

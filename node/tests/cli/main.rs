@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod founding;
 mod lists;
 mod scan;
 
@@ -131,6 +132,7 @@ fn every_verb_has_help() {
         "init",
         "run",
         "keygen",
+        "manifest",
         "devnet",
         "status",
         "peers",
