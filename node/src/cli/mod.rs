@@ -200,6 +200,9 @@ pub struct RunArgs {
     /// Override the RPC listen address from config.toml.
     #[arg(long)]
     pub rpc_listen: Option<std::net::SocketAddr>,
+    /// Log lines as text, or as one JSON object per line for a log collector.
+    #[arg(long, value_enum, env = "HASHMESH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `hashmesh devnet`.
@@ -217,6 +220,30 @@ pub struct DevnetArgs {
     /// First libp2p port; node i listens on this + i.
     #[arg(long, default_value_t = 7700)]
     pub p2p_port: u16,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(long, value_enum, env = "HASHMESH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the node's log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: time, level, span, message, fields.
+    Text,
+    /// For log collectors: one JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+impl Cli {
+    /// The log format the command asks for (only the commands that run nodes have a choice).
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Run(RunArgs { log_format, .. }) | Command::Devnet(DevnetArgs { log_format, .. }) => {
+                *log_format
+            }
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// `hashmesh submit`.

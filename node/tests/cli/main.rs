@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 mod founding;
 mod lists;
+mod operator;
 mod scan;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
