@@ -48,3 +48,50 @@ fn run_logs_one_json_object_per_line_when_asked() {
         assert!(rpc["rpc_addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{rpc}");
     }
 }
+
+/// Two consecutive free ports on loopback (devnet numbers its nodes' ports from a base).
+fn free_pair() -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports");
+}
+
+/// A newcomer sees the devnet's banner (addresses, tokens) below the start-up log lines, not
+/// scrolled away by them: it waits until the nodes have connected and confirmed their logs.
+#[test]
+fn devnet_prints_its_banner_after_the_start_up_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out.txt");
+    let file = std::fs::File::create(&out).expect("create");
+    let (rpc, p2p) = (free_pair(), free_pair());
+    let mut child = Command::new(BIN)
+        .args(["devnet", "--nodes", "2", "--rpc-port", &rpc.to_string(), "--p2p-port", &p2p.to_string()])
+        .arg("--dir")
+        .arg(tmp.path().join("devnet"))
+        .env_remove("HASHMESH_LOG")
+        .env_remove("HASHMESH_LOG_FORMAT")
+        .stdout(file.try_clone().expect("clone"))
+        .stderr(file)
+        .spawn()
+        .expect("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).expect("read");
+        if text.contains("try it") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = text.find("hashmesh devnet: 2 member nodes").unwrap_or_else(|| panic!("a banner: {text}"));
+    assert_eq!(text.matches("own log confirmed").count(), 2, "{text}");
+    let last_log = text.rfind("own log confirmed").expect("confirmed");
+    assert!(last_log < banner, "the banner comes after the start-up logs: {text}");
+    assert!(!text.contains("still connecting"), "{text}");
+}
