@@ -58,6 +58,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => cmd_run(args).await,
         Command::Manifest(command) => super::manifest::run(command, json),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Into a buffer first: clap_complete panics on a closed stdout (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "hashmesh", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(())
+        }
         Command::Devnet(args) => super::devnet::devnet(&args).await,
         Command::Peers => {
             let c = client();

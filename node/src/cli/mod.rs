@@ -153,6 +153,13 @@ pub enum Command {
     /// Membership epochs: propose and approve changes to the federation, list its members.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Print a shell completion script: `source <(hashmesh completions bash)`, or save it
+    /// where your shell looks (see README).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Raw signed records of one author's log, for audit.
     Records {
         /// The author's member id.

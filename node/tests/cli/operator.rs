@@ -95,3 +95,22 @@ fn devnet_prints_its_banner_after_the_start_up_logs() {
     assert!(last_log < banner, "the banner comes after the start-up logs: {text}");
     assert!(!text.contains("still connecting"), "{text}");
 }
+
+/// `completions` prints a script each shell loads, naming the verbs and their flags.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in
+        [("bash", "_hashmesh()"), ("zsh", "#compdef hashmesh"), ("fish", "complete -c hashmesh")]
+    {
+        let out = Command::new(BIN).args(["completions", shell]).output().expect("runs");
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {marker}");
+        assert!(
+            script.contains("manifest") && script.contains("log-format"),
+            "{shell} knows the verbs and flags"
+        );
+    }
+    let out = Command::new(BIN).args(["completions", "tcsh"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
