@@ -278,6 +278,15 @@ pub struct LogHead {
     pub forked_at: Option<u64>,
 }
 
+/// `GET /readyz`: whether the node should be sent traffic (200) or not yet (503).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Its replica is worth matching against: the only member, or caught up with a peer.
+    pub ready: bool,
+    /// Why, or what it waits for.
+    pub reason: String,
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use hashmesh_protocol::MemberId;
 use serde::Serialize;
 
 use super::client::Client;
@@ -56,6 +57,15 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => cmd_run(args).await,
+        Command::Manifest(command) => super::manifest::run(command, json),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Into a buffer first: clap_complete panics on a closed stdout (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "hashmesh", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(())
+        }
         Command::Devnet(args) => super::devnet::devnet(&args).await,
         Command::Peers => {
             let c = client();
@@ -196,24 +206,50 @@ pub(super) fn print_json<T: Serialize>(value: &T) {
 fn cmd_init(args: &InitArgs, json: bool) -> anyhow::Result<()> {
     let mut config = Config::default();
     config.rpc.listen = args.rpc_listen;
-    let manifest = match &args.manifest {
-        Some(path) => ManifestSource::File(path.clone()),
-        None => ManifestSource::Genesis { federation: args.federation.clone(), name: args.name.clone() },
-    };
     let key = match &args.key {
         Some(path) => Some(crate::identity::load(path)?),
         None => None,
     };
+    let mut own_addresses = None;
+    let manifest = match &args.manifest {
+        Some(path) => {
+            let manifest = super::init::read_manifest(path)?;
+            // The manifest says where the others dial this member; listening on the default
+            // port instead would make two members on one host collide, or be unreachable.
+            let me = key.as_ref().and_then(|k| manifest.member(&MemberId::from_key(&k.verifying_key())));
+            let listen = me.map(super::manifest::listen_addresses).unwrap_or_default();
+            if !listen.is_empty() {
+                config.p2p.listen = listen;
+                own_addresses = me.map(|m| m.addresses.clone());
+            }
+            ManifestSource::Given(manifest)
+        }
+        None => ManifestSource::Genesis { federation: args.federation.clone(), name: args.name.clone() },
+    };
+    let listen = config.p2p.listen.clone();
     let done = init(&args.data_dir, InitOptions { manifest, key, config })?;
-    report_init(&args.data_dir, &done, json);
+    report_init(&args.data_dir, &done, &listen, own_addresses.as_deref(), json);
     Ok(())
 }
 
-fn report_init(dir: &Path, done: &Initialised, json: bool) {
+/// `own_addresses`: this member's addresses in the manifest, when the listen addresses were
+/// taken from them.
+fn report_init(
+    dir: &Path,
+    done: &Initialised,
+    listen: &[String],
+    own_addresses: Option<&[String]>,
+    json: bool,
+) {
     if json {
         let tokens: serde_json::Map<String, serde_json::Value> =
             done.tokens.iter().map(|t| (t.name.clone(), t.token.clone().into())).collect();
-        print_json(&serde_json::json!({ "data_dir": dir, "member": done.member, "tokens": tokens }));
+        print_json(&serde_json::json!({
+            "data_dir": dir,
+            "member": done.member,
+            "tokens": tokens,
+            "p2p_listen": listen,
+        }));
         return;
     }
     say!("initialised {}", dir.display());
@@ -222,6 +258,12 @@ fn report_init(dir: &Path, done: &Initialised, json: bool) {
         say!("{:<9} token: {}", t.name, t.token);
     }
     say!("(tokens are also in {}, mode 0600)", dir.join(super::init::TOKENS_FILE).display());
+    let whence = match own_addresses {
+        Some(own) if own == listen => "this member's address in the manifest".to_owned(),
+        Some(own) => format!("the port of this member's address in the manifest, {}", own.join(" ")),
+        None => "the default; change p2p.listen in config.toml".to_owned(),
+    };
+    say!("p2p listen: {} ({whence})", listen.join(" "));
     if !done.in_manifest {
         say!(
             "note: the manifest does not list this member: `run` will refuse to start; use the key the manifest lists (--key), or send this key to the federation"
@@ -240,7 +282,7 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
                 config: Config::default(),
             },
         )?;
-        report_init(dir, &done, false);
+        report_init(dir, &done, &Config::default().p2p.listen, None, false);
     }
     let mut config = Config::load(dir)?;
     if let Some(listen) = args.rpc_listen {

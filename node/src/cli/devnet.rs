@@ -1,6 +1,7 @@
 //! `hashmesh devnet`: a whole local federation in one process, for trying hashmesh out.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
@@ -41,6 +42,9 @@ pub(super) async fn devnet(args: &DevnetArgs) -> anyhow::Result<()> {
             RunningNode::start(dir, config).await.with_context(|| format!("starting {}", dir.display()))?,
         );
     }
+    // The banner is what a newcomer needs (addresses, tokens): print it once the start-up
+    // log lines (connections, own logs confirmed) are out, so they do not scroll it away.
+    let unsettled = settle(&nodes).await;
     println!("\nhashmesh devnet: {n} member nodes replicating on loopback (Ctrl-C to stop)\n");
     println!("{:<7} {:<24} admin token", "node", "RPC");
     for (i, (node, dir)) in nodes.iter().zip(&dirs).enumerate() {
@@ -59,12 +63,40 @@ pub(super) async fn devnet(args: &DevnetArgs) -> anyhow::Result<()> {
         "  hashmesh --rpc http://{last} --token $(grep ^admin= {}/rpc-tokens | cut -d= -f2) entries",
         dirs[n - 1].display()
     );
+    if !unsettled.is_empty() {
+        println!("\nstill connecting after {SETTLE:?}: {} (see the log lines above)", unsettled.join(", "));
+    }
     super::commands::shutdown_signal().await?;
     println!("stopping {n} nodes");
     for node in nodes {
         node.shutdown().await;
     }
     Ok(())
+}
+
+/// The longest wait for the nodes to connect before the banner is printed anyway.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Waits until every node is connected to every other and accepts writes (its own log is
+/// confirmed), at most [`SETTLE`]; returns the names of nodes that are not there yet.
+async fn settle(nodes: &[RunningNode]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let mut unsettled = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let handle = node.handle();
+            let connected = handle.peers().await.iter().filter(|p| p.connected_since.is_some()).count();
+            if !handle.own_log().may_author() || connected + 1 < nodes.len() {
+                unsettled.push(format!("node{i}"));
+            }
+        }
+        if unsettled.is_empty() || tokio::time::Instant::now() >= deadline {
+            // The last lines of a burst are written as the state changes; let them out first.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return unsettled;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn create(args: &DevnetArgs, dirs: &[std::path::PathBuf]) -> anyhow::Result<()> {

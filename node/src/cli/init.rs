@@ -71,13 +71,7 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
     }
     // Read the manifest before anything is written, so a bad file leaves no half-made dir.
     let source = match options.manifest {
-        ManifestSource::File(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read manifest {}", path.display()))?;
-            ManifestSource::Given(
-                Manifest::from_toml(&text).with_context(|| format!("manifest {}", path.display()))?,
-            )
-        }
+        ManifestSource::File(path) => ManifestSource::Given(read_manifest(&path)?),
         other => other,
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
@@ -111,6 +105,13 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
     )?;
     std::fs::write(dir.join(CONFIG_FILE), config.to_toml()).context("cannot write config.toml")?;
     Ok(Initialised { member, in_manifest: manifest.is_member(&member), tokens })
+}
+
+/// Reads and checks a manifest file.
+pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
+    Manifest::from_toml(&text).with_context(|| format!("manifest {}", path.display()))
 }
 
 fn genesis(federation: &str, name: &str, key: &SigningKey, config: &Config) -> Manifest {

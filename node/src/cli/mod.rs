@@ -14,6 +14,7 @@ mod commands;
 mod devnet;
 pub mod init;
 mod lists;
+mod manifest;
 mod member;
 mod reports;
 mod review;
@@ -62,6 +63,10 @@ pub enum Command {
         #[arg(long, default_value = "member.key")]
         out: PathBuf,
     },
+    /// Founding a federation: build its genesis manifest from the members' `keygen` outputs,
+    /// or check a manifest.
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
     /// Run a local federation of N member nodes in one process (fresh keys, one manifest).
     Devnet(DevnetArgs),
     /// Show the node's status: replica size, digest, logs, equivocators, sync state.
@@ -148,6 +153,13 @@ pub enum Command {
     /// Membership epochs: propose and approve changes to the federation, list its members.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Print a shell completion script: `source <(hashmesh completions bash)`, or save it
+    /// where your shell looks (see README).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Raw signed records of one author's log, for audit.
     Records {
         /// The author's member id.
@@ -195,6 +207,9 @@ pub struct RunArgs {
     /// Override the RPC listen address from config.toml.
     #[arg(long)]
     pub rpc_listen: Option<std::net::SocketAddr>,
+    /// Log lines as text, or as one JSON object per line for a log collector.
+    #[arg(long, value_enum, env = "HASHMESH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `hashmesh devnet`.
@@ -212,6 +227,30 @@ pub struct DevnetArgs {
     /// First libp2p port; node i listens on this + i.
     #[arg(long, default_value_t = 7700)]
     pub p2p_port: u16,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(long, value_enum, env = "HASHMESH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the node's log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: time, level, span, message, fields.
+    Text,
+    /// For log collectors: one JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+impl Cli {
+    /// The log format the command asks for (only the commands that run nodes have a choice).
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Run(RunArgs { log_format, .. }) | Command::Devnet(DevnetArgs { log_format, .. }) => {
+                *log_format
+            }
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// `hashmesh submit`.

@@ -5,6 +5,7 @@ mod lists;
 mod matching;
 mod membership;
 mod reads;
+mod ready;
 mod review;
 mod stats;
 mod writes;
@@ -134,6 +135,8 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
     pub(crate) hashing: tokio::sync::Semaphore,
+    /// Set once this node has caught up with a peer (see `ready.rs`); never cleared.
+    caught_up: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap-to-clone handle on a node: everything the RPC and tests may ask of it.
@@ -235,6 +238,7 @@ impl RunningNode {
                 hashing: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 ),
+                caught_up: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)

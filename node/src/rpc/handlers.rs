@@ -43,6 +43,14 @@ pub(super) async fn status(State(node): State<NodeHandle>, headers: HeaderMap) -
     Ok(Json(node.status().await?))
 }
 
+/// Readiness for traffic: 200 once caught up, 503 with the reason before. No token, like
+/// `/healthz`: probes carry none, and it says nothing about the replica's content.
+pub(super) async fn readyz(State(node): State<NodeHandle>) -> impl IntoResponse {
+    let readiness = node.readiness().await;
+    let code = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(readiness))
+}
+
 /// Prometheus text format: replica size, sync state and per-peer counters.
 pub(super) async fn metrics(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<impl IntoResponse> {
     use std::fmt::Write;

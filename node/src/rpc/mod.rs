@@ -26,6 +26,7 @@ pub fn router(node: NodeHandle) -> Router {
     let limit = node.shared.max_body_bytes;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(handlers::readyz))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))
         .route("/v1/status", get(handlers::status))

@@ -3,7 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod founding;
 mod lists;
+mod operator;
 mod scan;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
@@ -131,6 +133,7 @@ fn every_verb_has_help() {
         "init",
         "run",
         "keygen",
+        "manifest",
         "devnet",
         "status",
         "peers",

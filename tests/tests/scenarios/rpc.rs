@@ -457,7 +457,7 @@ async fn every_route_checks_its_role() {
         }
     }
     // Open routes.
-    for path in ["/healthz", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
         assert_eq!(n.call_raw("GET", path, None, None, None).await.status, 200, "{path}");
     }
     net.shutdown().await;

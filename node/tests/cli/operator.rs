@@ -1,0 +1,116 @@
+//! What an operator wires the binary into: log collectors and shells.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use super::BIN;
+
+/// `--log-format json` (or `HASHMESH_LOG_FORMAT=json`) writes one JSON object per log line,
+/// with the event's fields at the top level, for a log collector to parse.
+#[test]
+fn run_logs_one_json_object_per_line_when_asked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (flag, env) in [(Some("json"), None), (None, Some("json"))] {
+        let dir = tmp.path().join(format!("node-{}", flag.is_some()));
+        let mut command = Command::new(BIN);
+        command.args(["run", "--rpc-listen", "127.0.0.1:0", "--data-dir"]).arg(&dir);
+        if let Some(format) = flag {
+            command.args(["--log-format", format]);
+        }
+        if let Some(format) = env {
+            command.env("HASHMESH_LOG_FORMAT", format);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_remove("HASHMESH_LOG")
+            .spawn()
+            .expect("runs");
+        let stderr = child.stderr.take().expect("stderr");
+        // Reading up to the line that says the RPC listens is the wait.
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let done = line.contains("RPC listening");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(lines.last().is_some_and(|l| l.contains("RPC listening")), "{lines:?}");
+        for line in &lines {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        }
+        let rpc: serde_json::Value = serde_json::from_str(lines.last().expect("a line")).expect("json");
+        assert_eq!(rpc["message"], "RPC listening");
+        assert!(rpc["rpc_addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{rpc}");
+    }
+}
+
+/// Two consecutive free ports on loopback (devnet numbers its nodes' ports from a base).
+fn free_pair() -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports");
+}
+
+/// A newcomer sees the devnet's banner (addresses, tokens) below the start-up log lines, not
+/// scrolled away by them: it waits until the nodes have connected and confirmed their logs.
+#[test]
+fn devnet_prints_its_banner_after_the_start_up_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out.txt");
+    let file = std::fs::File::create(&out).expect("create");
+    let (rpc, p2p) = (free_pair(), free_pair());
+    let mut child = Command::new(BIN)
+        .args(["devnet", "--nodes", "2", "--rpc-port", &rpc.to_string(), "--p2p-port", &p2p.to_string()])
+        .arg("--dir")
+        .arg(tmp.path().join("devnet"))
+        .env_remove("HASHMESH_LOG")
+        .env_remove("HASHMESH_LOG_FORMAT")
+        .stdout(file.try_clone().expect("clone"))
+        .stderr(file)
+        .spawn()
+        .expect("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).expect("read");
+        if text.contains("try it") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = text.find("hashmesh devnet: 2 member nodes").unwrap_or_else(|| panic!("a banner: {text}"));
+    assert_eq!(text.matches("own log confirmed").count(), 2, "{text}");
+    let last_log = text.rfind("own log confirmed").expect("confirmed");
+    assert!(last_log < banner, "the banner comes after the start-up logs: {text}");
+    assert!(!text.contains("still connecting"), "{text}");
+}
+
+/// `completions` prints a script each shell loads, naming the verbs and their flags.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in
+        [("bash", "_hashmesh()"), ("zsh", "#compdef hashmesh"), ("fish", "complete -c hashmesh")]
+    {
+        let out = Command::new(BIN).args(["completions", shell]).output().expect("runs");
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {marker}");
+        assert!(
+            script.contains("manifest") && script.contains("log-format"),
+            "{shell} knows the verbs and flags"
+        );
+    }
+    let out = Command::new(BIN).args(["completions", "tcsh"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
