@@ -116,8 +116,10 @@ fn te_writes_signal_types_python_threatexchange_knows() {
     assert_eq!(unwritable, 0);
     // A kind it has no name for is counted, not written.
     let sha1 = Entry { fingerprints: vec![fp(&format!("sha1:{}", "aa".repeat(20)))], ..sample()[1].clone() };
-    let (text, unwritable) = write_all(Format::Te, &[sha1]);
+    let (text, unwritable) = write_all(Format::Te, std::slice::from_ref(&sha1));
     assert_eq!((text.as_str(), unwritable), ("", 1));
+    let (text, unwritable) = write_all(Format::Hma, &[sha1]);
+    assert_eq!((text.as_str(), unwritable), ("signal_type,signal_str,collab,category,tags\n", 1));
 }
 
 #[test]
