@@ -22,6 +22,10 @@ fail() {
     exit 1
 }
 
+for tool in docker docker-compose curl jq readelf; do
+    command -v "$tool" >/dev/null || fail "$tool is needed and not installed"
+done
+
 # --- image and binary -----------------------------------------------------------------------
 export HASHMESH_IMAGE=${IMAGE:-hashmesh:latest}
 bin=$(IMAGE=$HASHMESH_IMAGE bash deploy/build-image.sh | tail -n 1)
@@ -44,7 +48,7 @@ ip() { echo "$HASHMESH_SUBNET.1$1"; }
 cleanup() {
     local rc=$?
     if ((rc != 0)); then
-        log "logs of the last lines of each node:"
+        log "the last log lines of each node:"
         docker-compose logs --no-color --tail=25 2>&1 || true
     fi
     docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
