@@ -6,6 +6,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 
+/// How long a probe (`hashmesh health`) waits: well inside a HEALTHCHECK's own timeout.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Talks to one node.
 pub(super) struct Client {
     base: String,
@@ -72,6 +75,21 @@ impl Client {
         }
         std::io::copy(&mut response.body_mut().as_reader(), out)
             .with_context(|| format!("reading the answer to {path}"))
+    }
+
+    /// Gets `path` without a token, giving up after [`PROBE_TIMEOUT`]: the status code and
+    /// the body, whatever the status (probes report a 503's reason).
+    pub(super) fn probe(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .config()
+            .timeout_global(Some(PROBE_TIMEOUT))
+            .build()
+            .call()
+            .with_context(|| self.unreachable())?;
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        Ok((response.status().as_u16(), text))
     }
 
     fn unreachable(&self) -> String {

@@ -57,6 +57,16 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => cmd_run(args).await,
+        Command::Health { ready } => {
+            // A probe, not a client: no token, and any status but 200 is a failure (exit 1).
+            let c = Client::new(&cli.rpc, None);
+            let path = if ready { "/readyz" } else { "/healthz" };
+            blocking(Box::new(move || match c.probe(path)? {
+                (200, _) => Ok(()),
+                (code, body) => bail!("{path} answered HTTP {code}: {}", body.trim()),
+            }))
+            .await
+        }
         Command::Manifest(command) => super::manifest::run(command, json),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

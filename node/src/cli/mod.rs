@@ -71,6 +71,13 @@ pub enum Command {
     Devnet(DevnetArgs),
     /// Show the node's status: replica size, digest, logs, equivocators, sync state.
     Status,
+    /// Probe the node, for a container HEALTHCHECK (no token, no shell or curl needed):
+    /// exit 0 if `/healthz` answers 200, 1 otherwise (the reason on stderr).
+    Health {
+        /// Probe `/readyz` instead (caught up with a peer), not just alive.
+        #[arg(long)]
+        ready: bool,
+    },
     /// List member peers: connection, address, records exchanged, rejects.
     Peers,
     /// Submit an entry: fingerprints of content your platform removed.

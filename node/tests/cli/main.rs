@@ -150,6 +150,7 @@ fn every_verb_has_help() {
         "export-proof",
         "verify",
         "member",
+        "health",
     ];
     for verb in needed {
         assert!(listed.iter().any(|l| l == verb), "{verb} is listed in --help: {top}");

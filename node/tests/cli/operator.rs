@@ -114,3 +114,27 @@ fn completions_are_printed_for_each_shell() {
     let out = Command::new(BIN).args(["completions", "tcsh"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
 }
+
+/// `health` is what a container's HEALTHCHECK runs (the image has no shell or curl): exit 0
+/// while the node answers its probe, 1 with the reason when it does not. No token needed.
+#[test]
+fn health_exits_0_while_the_node_answers_and_1_when_it_does_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    super::init_node(&dir);
+    let node = super::run(&dir);
+    // A single member is ready at once: it has no one to catch up with.
+    for args in [&["health"][..], &["health", "--ready"]] {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--rpc", &node.rpc])
+            .env_remove("HASHMESH_TOKEN")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    drop(node);
+    let out = Command::new(BIN).args(["health", "--rpc", "http://127.0.0.1:9"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "a node that does not answer is unhealthy");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the node at http://127.0.0.1:9"));
+}
