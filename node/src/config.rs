@@ -1,7 +1,7 @@
 //! Node configuration: one TOML file in the data dir, written by `hashmesh init`.
 //!
-//! Precedence, highest first: command-line flags, environment (`HASHMESH_*`, via clap), this
-//! file, then the defaults below. Relative paths are resolved against the data dir, so a data
+//! Precedence, highest first: command-line flags, environment (`HASHMESH_*`: every key, see
+//! [`env`] and `docs/configuration.md`), this file, then the defaults below. Relative paths are resolved against the data dir, so a data
 //! dir can be moved or mounted elsewhere as a whole.
 
 use std::net::SocketAddr;
@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod env;
+
+pub use env::{reference, variable};
 
 /// Default RPC listen address: loopback only, so nothing is exposed until the operator says so.
 pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:7800";
@@ -224,9 +228,14 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let config: Self = toml::from_str(&text)
-            .map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
-        config.check().map_err(|message| ConfigError::Invalid { path, message })?;
+        let invalid = |message: String| ConfigError::Invalid { path: path.clone(), message };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let used = env::overlay(&mut table, |name| std::env::var(name).ok()).map_err(invalid)?;
+        if !used.is_empty() {
+            tracing::info!(variables = ?used, "config keys set from the environment");
+        }
+        let config: Self = table.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        config.check().map_err(invalid)?;
         Ok(config)
     }
 
