@@ -28,12 +28,7 @@ fn free_ports() -> (u16, u16) {
 fn poll(rpc: &str, token: &str, args: &[&str], timeout: Duration, done: impl Fn(&Output) -> bool) -> Output {
     let deadline = Instant::now() + timeout;
     loop {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("HASHMESH_RPC", rpc)
-            .env("HASHMESH_TOKEN", token)
-            .output()
-            .expect("cli runs");
+        let out = super::hashmesh(rpc, token, args);
         if done(&out) {
             return out;
         }

@@ -41,13 +41,18 @@ fn run(dir: &std::path::Path) -> Running {
     Running { child, rpc }
 }
 
-fn cli(rpc: &str, token: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN)
+/// Runs the CLI against the node at `rpc` with `token`: its whole output, whatever the exit.
+fn hashmesh(rpc: &str, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
         .args(args)
         .env("HASHMESH_RPC", rpc)
         .env("HASHMESH_TOKEN", token)
         .output()
-        .expect("cli runs");
+        .expect("cli runs")
+}
+
+fn cli(rpc: &str, token: &str, args: &[&str]) -> String {
+    let out = hashmesh(rpc, token, args);
     assert!(out.status.success(), "hashmesh {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -2,25 +2,15 @@
 //! node, the report's rows and the exit status a script branches on.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::{BIN, Running, init_node, run};
+use super::{Running, hashmesh, init_node, run};
 
 /// A fresh node: its admin token and the running process.
 fn node(dir: &Path) -> (String, Running) {
     let admin = init_node(dir)["tokens"]["admin"].as_str().expect("admin token").to_owned();
     (admin, run(dir))
-}
-
-fn hashmesh(rpc: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HASHMESH_RPC", rpc)
-        .env("HASHMESH_TOKEN", token)
-        .output()
-        .expect("hashmesh runs")
 }
 
 /// A photo-like test image: smooth gradients and edges, different for each `seed`, and not
