@@ -69,6 +69,16 @@ pub enum EventKind {
     StatusChanged,
 }
 
+impl EventKind {
+    /// The name in the config, in events' `type` and in the `X-Hashmesh-Event` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::StatusChanged => "status_changed",
+        }
+    }
+}
+
 fn all_events() -> Vec<EventKind> {
     vec![EventKind::Match, EventKind::StatusChanged]
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Actioner;
 use crate::api::WebhookEvent;
+use crate::config::{EventKind, WebhookConfig};
 use crate::node::now_ms;
 
 /// The first retry waits this long; each next one twice as long, up to the hook's `retry_max`.
@@ -54,11 +55,13 @@ pub(super) async fn run(actioner: Arc<Actioner>, index: usize, cancel: Cancellat
             }
             continue;
         };
-        let wanted = serde_json::from_slice::<WebhookEvent>(&body)
-            .map(|e| hook.config.events.contains(&e.event.kind()));
-        let outcome = match wanted {
-            Ok(false) => Ok(()),
-            Ok(true) => post(&agent, &hook.config.url, &hook.config.secret, body, id).await,
+        // The event's kind decides whether this hook wants it, and names it in a header.
+        let kind = serde_json::from_slice::<WebhookEvent>(&body).map(|e| e.event.kind());
+        let outcome = match kind {
+            Ok(kind) if hook.config.events.contains(&kind) => {
+                post(&agent, &hook.config, kind, body, id).await
+            }
+            Ok(_) => Ok(()),
             // Nothing can make a corrupt event deliverable: log it and move past it.
             Err(e) => {
                 tracing::error!(id, error = %e, "skipping an unreadable webhook event");
@@ -87,15 +90,20 @@ pub(super) async fn run(actioner: Arc<Actioner>, index: usize, cancel: Cancellat
 }
 
 /// POSTs one event; `Err` says why the receiver did not take it.
-async fn post(agent: &ureq::Agent, url: &str, secret: &str, body: Vec<u8>, id: u64) -> Result<(), String> {
-    let (agent, url, signature) = (agent.clone(), url.to_owned(), signature(secret, &body));
-    let kind = serde_json::from_slice::<WebhookEvent>(&body).map(|e| e.event.kind_name()).unwrap_or("event");
+async fn post(
+    agent: &ureq::Agent,
+    hook: &WebhookConfig,
+    kind: EventKind,
+    body: Vec<u8>,
+    id: u64,
+) -> Result<(), String> {
+    let (agent, url, signature) = (agent.clone(), hook.url.clone(), signature(&hook.secret, &body));
     let attempt = tokio::task::spawn_blocking(move || {
         agent
             .post(&url)
             .header("Content-Type", "application/json")
             .header("X-Hashmesh-Signature", signature)
-            .header("X-Hashmesh-Event", kind)
+            .header("X-Hashmesh-Event", kind.name())
             .header("X-Hashmesh-Delivery", id.to_string())
             .send(&body[..])
     })
@@ -108,7 +116,7 @@ async fn post(agent: &ureq::Agent, url: &str, secret: &str, body: Vec<u8>, id: u
     }
 }
 
-/// What `GET /v1/webhooks` shows of a hook's last attempt.
+/// When a retry `wait` from now is due (unix ms), for `GET /v1/webhooks`.
 pub(super) fn retry_at(wait: Duration) -> u64 {
     now_ms() + wait.as_millis() as u64
 }

@@ -85,13 +85,6 @@ impl Event {
             Event::StatusChanged { .. } => EventKind::StatusChanged,
         }
     }
-
-    fn kind_name(&self) -> &'static str {
-        match self {
-            Event::Match { .. } => "match",
-            Event::StatusChanged { .. } => "status_changed",
-        }
-    }
 }
 
 /// Days since 1970-01-01 (UTC) at `ms`.
