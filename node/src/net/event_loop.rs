@@ -26,9 +26,7 @@ use super::{Command, MIN_BACKOFF, NetError, Settings};
 use crate::node::now_ms;
 use crate::replica::ReplicaHandle;
 use crate::store::Store;
-use crate::sync::{
-    Clock, Engine, Event, Fetch, Local, Output, OwnLog, Purpose, SyncRequest, SyncResponse, wire,
-};
+use crate::sync::{Clock, Engine, Event, Fetch, Local, Output, OwnLog, Purpose, SyncRequest, SyncResponse};
 
 /// Most dial addresses remembered per peer (manifest, identify and operator together).
 const MAX_ADDRS_PER_PEER: usize = 16;
@@ -57,9 +55,15 @@ pub(crate) struct EventLoop {
 }
 
 /// The replica as the engine sees it at one moment.
-struct Snapshot<'a> {
+pub(super) struct Snapshot<'a> {
     clock: Clock,
     store: &'a Store,
+}
+
+impl<'a> Snapshot<'a> {
+    pub(super) fn of(replica: &'a ReplicaHandle) -> Self {
+        Self { clock: replica.clock(), store: replica.store() }
+    }
 }
 
 impl Local for Snapshot<'_> {
@@ -204,7 +208,7 @@ impl EventLoop {
 
     /// Feeds the engine one event and carries out what it says.
     fn step(&mut self, event: Event<PeerId>) {
-        let local = Snapshot { clock: self.replica.clock(), store: self.replica.store() };
+        let local = Snapshot::of(&self.replica);
         let outputs = self.engine.handle(event, &local);
         for output in outputs {
             match output {
@@ -295,6 +299,8 @@ impl EventLoop {
             }
             Command::Failed(peer, fetch) => self.step(Event::Failed(peer, fetch)),
             Command::Validated { peer, id, verdict } => self.validated(peer, &id, verdict),
+            // Only a follower asks a member node over the RPC.
+            Command::Upstream(..) => {}
             Command::Respond { peer, channel, response } => {
                 if let (SyncResponse::Records(records), Some(p)) = (&response, self.peers.get_mut(&peer)) {
                     p.sent += records.len() as u64;
@@ -513,33 +519,11 @@ impl EventLoop {
         let replica = self.replica.clone();
         let done = self.commands_tx.clone();
         tokio::spawn(async move {
-            let response = tokio::task::spawn_blocking(move || answer(&replica, request))
+            let response = tokio::task::spawn_blocking(move || replica.answer(request))
                 .await
                 .unwrap_or_else(|e| SyncResponse::Refused(format!("could not answer: {e}")));
             busy.fetch_sub(1, Ordering::SeqCst);
             let _ = done.send(Command::Respond { peer, channel, response }).await;
         });
-    }
-}
-
-fn answer(replica: &ReplicaHandle, request: SyncRequest) -> SyncResponse {
-    match request {
-        SyncRequest::Heads => {
-            let manifest = replica.manifest().borrow().clone();
-            SyncResponse::Heads { clock: replica.clock(), epoch: manifest.epoch, manifest: manifest.digest() }
-        }
-        SyncRequest::Range { author, from_seq, limit } => {
-            let limit = limit.min(wire::BATCH) as usize;
-            match replica.range_bytes(&author, from_seq, limit, wire::MAX_RESPONSE_BYTES) {
-                Ok(records) => {
-                    SyncResponse::Records(records.into_iter().map(serde_bytes::ByteBuf::from).collect())
-                }
-                Err(e) => SyncResponse::Refused(e.to_string()),
-            }
-        }
-        SyncRequest::Proof { author } => match replica.proof(&author) {
-            Some(bytes) => SyncResponse::Proof(serde_bytes::ByteBuf::from(bytes)),
-            None => SyncResponse::Refused(format!("no proof held against {author}")),
-        },
     }
 }

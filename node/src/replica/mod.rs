@@ -17,6 +17,7 @@
 mod buffer;
 mod catalog;
 mod daily;
+mod serve;
 mod verified;
 mod view;
 pub mod writer;

@@ -61,6 +61,7 @@ pub struct ReplicaHandle {
     jobs: mpsc::Sender<Job>,
     manifest: watch::Receiver<Manifest>,
     changes: broadcast::Sender<Arc<Changed>>,
+    commits: watch::Receiver<u64>,
 }
 
 /// Entries whose status a commit may have changed, announced once the view shows it.
@@ -81,14 +82,16 @@ pub fn spawn(replica: Replica, key: SigningKey) -> std::io::Result<(ReplicaHandl
     let (tx, rx) = mpsc::channel(QUEUE);
     let (manifest_tx, manifest) = watch::channel(replica.governance().current().clone());
     let (changes, _) = broadcast::channel(CHANGES);
+    let (commits_tx, commits) = watch::channel(0);
     let handle = ReplicaHandle {
         view: replica.view(),
         store: replica.store().clone(),
         jobs: tx,
         manifest,
         changes: changes.clone(),
+        commits,
     };
-    let outputs = Outputs { manifest: manifest_tx, changes };
+    let outputs = Outputs { manifest: manifest_tx, changes, commits: commits_tx };
     let thread = std::thread::Builder::new()
         .name("hashmesh-writer".into())
         .spawn(move || run(replica, &key, rx, &outputs))?;
@@ -99,6 +102,8 @@ pub fn spawn(replica: Replica, key: SigningKey) -> std::io::Result<(ReplicaHandl
 struct Outputs {
     manifest: watch::Sender<Manifest>,
     changes: broadcast::Sender<Arc<Changed>>,
+    /// Counts commits, for long polls that wait for the clock to move.
+    commits: watch::Sender<u64>,
 }
 
 fn run(mut replica: Replica, key: &SigningKey, mut rx: mpsc::Receiver<Job>, outputs: &Outputs) {
@@ -189,6 +194,7 @@ fn round(replica: &mut Replica, key: &SigningKey, jobs: &mut Vec<Job>, outputs: 
         if let Some(changed) = changed {
             let _ = outputs.changes.send(Arc::new(changed));
         }
+        outputs.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
     let failed = |e: &StoreError| StoreError::Corrupt(format!("the batch could not be stored: {e}"));
     for job in staged {
@@ -264,6 +270,13 @@ impl ReplicaHandle {
     /// News of entries whose status a commit may have changed, sent once the view shows it.
     pub fn changes(&self) -> broadcast::Receiver<Arc<Changed>> {
         self.changes.subscribe()
+    }
+
+    /// News of each commit, once the view shows it (the value only counts them).
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        let mut commits = self.commits.clone();
+        commits.mark_unchanged();
+        commits
     }
 
     /// The manifest in force, and news of each epoch that takes effect.
