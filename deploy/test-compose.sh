@@ -8,7 +8,9 @@
 #      is reconnected, and all three digests become equal;
 #   3. node2 is killed (`docker kill`, SIGKILL) in the middle of a burst of submissions to
 #      it, started again, and every submission it acknowledged is present at node2 and node1,
-#      with all three digests equal.
+#      with all three digests equal;
+#   4. the two followers behind node1 hold node1's replica, match what any member wrote, are
+#      ready (/readyz), and refuse writes.
 #
 # Every wait polls with a deadline. Builds the image first (deploy/build-image.sh), and tears
 # everything down on exit, pass or fail. Run from anywhere: `bash deploy/test-compose.sh`.
@@ -72,21 +74,31 @@ for n in 1 2 3; do
     token[$n]=$(jq -er .tokens.admin "$work/node$n.init.json")
     rm "$work/node$n.key"
 done
+# Followers of node1: data dirs from the same manifest (their own keys never sign), reading
+# node1 with node1's matcher token.
+export HASHMESH_FOLLOW_TOKEN=$(jq -er .tokens.matcher "$work/node1.init.json")
+for f in 1 2; do
+    "$bin" init --data-dir "$work/follower$f" --manifest "$work/federation.toml" \
+        --follow http://node1:7800 --rpc-listen 0.0.0.0:7800 --json >"$work/follower$f.init.json"
+    token[f$f]=$(jq -er .tokens.admin "$work/follower$f.init.json")
+done
 # The nodes run as the image's uid (10001); as another user, run them as that user instead.
 if ((EUID == 0)); then
-    chown -R 10001:10001 "$work"/node?
+    chown -R 10001:10001 "$work"/node? "$work"/follower?
 else
     export HASHMESH_UID=$(id -u) HASHMESH_GID=$(id -g)
 fi
 log "founded a federation of 3 on $HASHMESH_SUBNET.0/24"
 
 docker-compose up -d >/dev/null 2>&1 || { docker-compose up -d; fail "docker-compose up"; }
-container() { docker-compose ps -q "node$1"; }
+# Nodes are named by number (1 is node1), followers as f1 and f2.
+service() { if [[ $1 == f* ]]; then echo "follower${1#f}"; else echo "node$1"; fi; }
+container() { docker-compose ps -q "$(service "$1")"; }
 network=${COMPOSE_PROJECT_NAME//[^a-z0-9_-]/}_mesh
 # The host port is Docker's choice and changes when a container restarts: read it again then.
-find_port() { rpc[$1]=http://$(docker-compose port "node$1" 7800); }
-for n in 1 2 3; do find_port "$n"; done
-log "up: node1 ${rpc[1]}, node2 ${rpc[2]}, node3 ${rpc[3]}"
+find_port() { rpc[$1]=http://$(docker-compose port "$(service "$1")" 7800); }
+for n in 1 2 3 f1 f2; do find_port "$n"; done
+log "up: node1 ${rpc[1]}, node2 ${rpc[2]}, node3 ${rpc[3]}, followers of node1 ${rpc[f1]} ${rpc[f2]}"
 
 # --- helpers ----------------------------------------------------------------------------------
 api() {
@@ -186,5 +198,19 @@ while read -r id; do
 done <"$acked"
 wait_for "digests equal after node2's restart" 90 converged
 log "3. restarted node2: all $count acknowledged entries at node2 and node1, digests equal ($(digest 1))"
+
+# --- 4. the followers behind node1 ----------------------------------------------------------------
+ready() { curl -sS -f --max-time 10 "${rpc[$1]}/readyz" -o /dev/null; }
+for f in f1 f2; do
+    wait_for "follower $f holds node1's replica" 60 bash -c "[[ \$(curl -sS -H 'Authorization: Bearer ${token[$f]}' ${rpc[$f]}/v1/status | jq -r .digest) == $(digest 1) ]]"
+    ready "$f" || fail "follower $f holds node1's replica but /readyz says it is not ready"
+    for pair in "$hash $id" "$hash3 $id3"; do
+        matches "$f" $pair || fail "follower $f does not match entry ${pair#* }"
+    done
+    code=$(api "$f" /v1/entries -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"fingerprints\":[\"md5:$(new_md5)\"],\"category\":\"csam\"}")
+    [[ $code == 403 ]] || fail "follower $f answered $code to a submission, not 403"
+done
+log "4. both followers hold node1's replica, match entries of node1 and node3, are ready, refuse writes"
 
 log "PASS in $(($(date +%s) - t0))s"

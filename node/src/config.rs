@@ -41,6 +41,19 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Publishing this member's daily counters.
     pub stats: StatsConfig,
+    /// Following a member node instead of joining the federation's network.
+    pub follow: FollowConfig,
+}
+
+/// A follower (`hashmesh run --follow`) keeps a read-only replica of its member's node,
+/// pulled over that node's RPC, and serves matching and reads from it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowConfig {
+    /// The member node's RPC URL; empty for a member node.
+    pub node: String,
+    /// A token of the member node's (the matcher role suffices).
+    pub token: String,
 }
 
 /// One webhook: where events go, and the secret their HMAC is keyed with.
@@ -176,6 +189,7 @@ impl Default for Config {
             p2p: P2pConfig::default(),
             webhooks: Vec::new(),
             stats: StatsConfig::default(),
+            follow: FollowConfig::default(),
         }
     }
 }
@@ -284,6 +298,17 @@ impl Config {
             || self.stats.publish_interval > Duration::from_secs(86_400)
         {
             return Err("stats.publish_interval must be between 100ms and 24h (e.g. \"1h\")".into());
+        }
+        if !self.follow.node.is_empty() {
+            let url = url::Url::parse(&self.follow.node).map_err(|e| {
+                format!("follow.node {:?} is not a URL (e.g. http://member-node:7800): {e}", self.follow.node)
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("follow.node {:?} must be an http or https URL", self.follow.node));
+            }
+            if self.follow.token.trim().is_empty() {
+                return Err("a follower needs a token of its member node: set follow.token, HASHMESH_FOLLOW_TOKEN or --follow-token (the matcher role suffices)".into());
+            }
         }
         Ok(())
     }

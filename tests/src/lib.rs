@@ -6,6 +6,7 @@
 pub mod load;
 pub mod receiver;
 pub mod rogue;
+pub mod rogue_upstream;
 
 use std::time::Duration;
 
@@ -385,6 +386,11 @@ impl TestNet {
         .await
     }
 
+    /// Starts a follower of node `of` with that node's matcher token.
+    pub async fn follower(&self, of: usize) -> anyhow::Result<TestNode> {
+        start_follower(&self.nodes[of].rpc(), &self.nodes[of].matcher, &self.manifest).await
+    }
+
     /// Stops every node.
     pub async fn shutdown(mut self) {
         for node in &mut self.nodes {
@@ -432,10 +438,7 @@ async fn start_node(
     manifest: &Manifest,
     outsider: bool,
 ) -> anyhow::Result<TestNode> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.rpc.listen = "127.0.0.1:0".parse()?;
-    config.rpc.max_body_bytes = 1024 * 1024;
+    let mut config = test_config();
     config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     // A stalled sync request fails this soon, so scenarios with a stalling peer end.
     config.p2p.request_timeout = Duration::from_secs(5);
@@ -446,12 +449,39 @@ async fn start_node(
         config.p2p.own_log_timeout = Duration::ZERO;
         config.p2p.start_unconfirmed = true;
     }
+    let mut node = prepare(key, name, manifest, config)?;
+    node.start().await?;
+    Ok(node)
+}
+
+/// Starts a follower (`run --follow`) of the member node at `rpc`, pulling with `token`: its
+/// data dir made from the federation's `manifest` with a key of its own, which never signs.
+pub async fn start_follower(rpc: &str, token: &str, manifest: &Manifest) -> anyhow::Result<TestNode> {
+    let mut config = test_config();
+    config.follow.node = rpc.to_owned();
+    config.follow.token = token.to_owned();
+    let key = seeded_key(10_000 + rand::random::<u16>() as usize);
+    let mut node = prepare(key, "follower".into(), manifest, config)?;
+    node.start().await?;
+    Ok(node)
+}
+
+fn test_config() -> Config {
+    let mut config = Config::default();
+    config.rpc.listen = "127.0.0.1:0".parse().expect("an address");
+    config.rpc.max_body_bytes = 1024 * 1024;
+    config
+}
+
+/// A stopped node's data dir, made by `init` as an operator would.
+fn prepare(key: SigningKey, name: String, manifest: &Manifest, config: Config) -> anyhow::Result<TestNode> {
+    let dir = tempfile::tempdir()?;
     let done = init(
         dir.path(),
         InitOptions { manifest: ManifestSource::Given(manifest.clone()), key: Some(key), config },
     )?;
     let token = |name: &str| done.tokens.iter().find(|t| t.name == name).map(|t| t.token.clone());
-    let mut node = TestNode {
+    Ok(TestNode {
         name,
         member: done.member,
         admin: token("admin").context("admin token")?,
@@ -459,9 +489,7 @@ async fn start_node(
         matcher: token("matcher").context("matcher token")?,
         dir,
         node: None,
-    };
-    node.start().await?;
-    Ok(node)
+    })
 }
 
 /// A test image from `node/tests/fixtures/pdq/`.

@@ -76,6 +76,28 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             Ok(())
         }
+        Command::Man { out_dir } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    clap_mangen::generate_to(command, &dir)
+                        .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+                    say!(
+                        "wrote the manual pages into {}: man -l {}",
+                        dir.display(),
+                        dir.join("hashmesh.1").display()
+                    );
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command).render(&mut page)?;
+                    let _ = std::io::Write::write_all(&mut std::io::stdout(), &page);
+                }
+            }
+            Ok(())
+        }
         Command::Devnet(args) => super::devnet::devnet(&args).await,
         Command::Peers => {
             let c = client();
@@ -216,6 +238,13 @@ pub(super) fn print_json<T: Serialize>(value: &T) {
 fn cmd_init(args: &InitArgs, json: bool) -> anyhow::Result<()> {
     let mut config = Config::default();
     config.rpc.listen = args.rpc_listen;
+    if let Some(node) = &args.follow {
+        config.follow.node = node.clone();
+        // The token comes when it runs; checked here for the URL alone.
+        config.follow.token = "checked at run".into();
+        config.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.follow.token.clear();
+    }
     let key = match &args.key {
         Some(path) => Some(crate::identity::load(path)?),
         None => None,
@@ -238,8 +267,28 @@ fn cmd_init(args: &InitArgs, json: bool) -> anyhow::Result<()> {
     };
     let listen = config.p2p.listen.clone();
     let done = init(&args.data_dir, InitOptions { manifest, key, config })?;
-    report_init(&args.data_dir, &done, &listen, own_addresses.as_deref(), json);
+    match &args.follow {
+        Some(node) => report_follower(&args.data_dir, &done, node, json),
+        None => report_init(&args.data_dir, &done, &listen, own_addresses.as_deref(), json),
+    }
     Ok(())
+}
+
+fn report_follower(dir: &Path, done: &Initialised, node: &str, json: bool) {
+    let tokens: serde_json::Map<String, serde_json::Value> =
+        done.tokens.iter().map(|t| (t.name.clone(), t.token.clone().into())).collect();
+    if json {
+        print_json(&serde_json::json!({ "data_dir": dir, "follows": node, "tokens": tokens }));
+        return;
+    }
+    say!("initialised {} as a read-only follower of {node}", dir.display());
+    for t in &done.tokens {
+        say!("{:<9} token: {} (for this follower's own RPC)", t.name, t.token);
+    }
+    say!(
+        "run it with a matcher token of {node}: HASHMESH_FOLLOW_TOKEN=<token> hashmesh run --data-dir {}",
+        dir.display()
+    );
 }
 
 /// `own_addresses`: this member's addresses in the manifest, when the listen addresses were
@@ -283,6 +332,13 @@ fn report_init(
 
 async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
+    if args.follow.is_some() && !dir.join(CONFIG_FILE).exists() {
+        anyhow::bail!(
+            "{} is not a data dir yet: a follower's is made from the federation's manifest, with `hashmesh init --data-dir {} --manifest MANIFEST`",
+            dir.display(),
+            dir.display()
+        );
+    }
     if !dir.join(CONFIG_FILE).exists() {
         let done = init(
             dir,
@@ -298,8 +354,21 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.rpc_listen {
         config.rpc.listen = listen;
     }
+    if let Some(node) = args.follow {
+        config.follow.node = node;
+    }
+    if let Some(token) = args.follow_token {
+        config.follow.token = token;
+    }
+    config.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let node = crate::RunningNode::start(dir, config).await?;
-    say!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr());
+    match node.handle().follows() {
+        Some(member) => say!(
+            "hashmesh follower of {member} running; RPC on http://{} (read-only; Ctrl-C to stop)",
+            node.rpc_addr()
+        ),
+        None => say!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr()),
+    }
     shutdown_signal().await?;
     say!("shutting down");
     node.shutdown().await;

@@ -167,6 +167,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages: hashmesh.1 and one per command (hashmesh-run.1, …) into a
+    /// folder (`man -l DIR/hashmesh.1`, or install them under /usr/local/share/man/man1), or
+    /// hashmesh.1 alone to stdout.
+    Man {
+        /// The folder to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Raw signed records of one author's log, for audit.
     Records {
         /// The author's member id.
@@ -203,6 +211,11 @@ pub struct InitArgs {
     /// RPC listen address.
     #[arg(long, default_value = crate::config::DEFAULT_RPC_LISTEN)]
     pub rpc_listen: std::net::SocketAddr,
+    /// Make a follower's data dir: a read-only replica of this member node (its RPC URL),
+    /// written to follow.node. Needs --manifest; the follower's token goes in
+    /// HASHMESH_FOLLOW_TOKEN (or follow.token) when it runs.
+    #[arg(long, value_name = "URL", requires = "manifest", conflicts_with = "key")]
+    pub follow: Option<String>,
 }
 
 /// `hashmesh run`.
@@ -214,6 +227,15 @@ pub struct RunArgs {
     /// Override the RPC listen address from config.toml.
     #[arg(long)]
     pub rpc_listen: Option<std::net::SocketAddr>,
+    /// Run as a read-only follower of this member node (its RPC URL, e.g.
+    /// http://member-node:7800): replicate from it, serve matching and reads, refuse writes.
+    /// Also follow.node in config.toml or HASHMESH_FOLLOW_NODE.
+    #[arg(long, value_name = "URL")]
+    pub follow: Option<String>,
+    /// The follower's token for the member node (the matcher role suffices). Also
+    /// follow.token in config.toml or HASHMESH_FOLLOW_TOKEN, which keep it out of `ps`.
+    #[arg(long, value_name = "TOKEN")]
+    pub follow_token: Option<String>,
     /// Log lines as text, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "HASHMESH_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -34,6 +34,11 @@ const ABOUT: &[(&str, &str)] = &[
         "accept own writes when no peer could confirm the own log in time (risks a fork from a stale data dir)",
     ),
     ("stats.publish_interval", "how often this member signs and publishes its changed daily counters"),
+    (
+        "follow.node",
+        "a follower's member node, by RPC URL (`run --follow`): pull a read-only replica from it; empty for a member node",
+    ),
+    ("follow.token", "a follower's token for its member node's RPC (the matcher role suffices)"),
 ];
 
 /// Lists of tables, too rich for one variable: set in the file only.

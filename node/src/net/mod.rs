@@ -9,6 +9,7 @@
 
 mod behaviour;
 mod event_loop;
+pub mod follow;
 mod ingest;
 mod peers;
 
@@ -70,6 +71,8 @@ pub(crate) enum Command {
         id: gossipsub::MessageId,
         verdict: ingest::Verdict,
     },
+    /// A follower's request to its member node was answered (or failed, with why).
+    Upstream(Option<Fetch>, Result<SyncResponse, String>),
     /// An answer to a peer's request is ready.
     Respond {
         peer: PeerId,

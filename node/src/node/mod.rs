@@ -105,6 +105,9 @@ pub enum NodeError {
     /// The request conflicts with the state it would change.
     #[error("{0}")]
     Conflict(String),
+    /// A follower keeps a read-only replica.
+    #[error("{0}")]
+    Follower(String),
     /// Storage failed.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -131,6 +134,8 @@ pub(crate) struct Shared {
     net: net::Client,
     own_log: watch::Receiver<OwnLog>,
     me: MemberId,
+    /// The member node this node follows (`run --follow`): it then refuses writes.
+    follows: Option<String>,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
@@ -194,7 +199,8 @@ impl RunningNode {
             _ => replica.store().claim_member(&db, me, None)?,
         }
         tracing::info!(federation = %manifest.name, epoch = manifest.epoch, member = %me, records = replica.read_view().records(), "replica loaded");
-        if !manifest.is_member(&me) {
+        let follows = (!config.follow.node.is_empty()).then(|| config.follow.node.clone());
+        if follows.is_none() && !manifest.is_member(&me) {
             tracing::warn!(
                 member = %me,
                 epoch = manifest.epoch,
@@ -211,21 +217,38 @@ impl RunningNode {
         let engine = Engine::new(EngineConfig {
             me,
             members: manifest.log_keys(),
-            // The only member has no one to ask whether its log is current.
-            alone: manifest.members.iter().all(|m| m.key == me),
+            // The only member has no one to ask whether its log is current; a follower never
+            // authors.
+            alone: follows.is_some() || manifest.members.iter().all(|m| m.key == me),
             own_log_timeout: config.p2p.own_log_timeout,
             start_unconfirmed: config.p2p.start_unconfirmed,
         });
         let (own_log_tx, own_log) = watch::channel(engine.own_log());
-        let settings = net::Settings {
-            key: keypair,
-            config: config.p2p.clone(),
-            manifest: manifest.clone(),
-            engine,
-            own_log: own_log_tx,
+        let (net, net_task) = match &follows {
+            Some(node) => {
+                let settings = net::follow::FollowSettings {
+                    node: node.clone(),
+                    token: config.follow.token.clone(),
+                    peer_id: keypair.public().to_peer_id(),
+                    request_timeout: config.p2p.request_timeout,
+                    engine,
+                    own_log: own_log_tx,
+                };
+                span.in_scope(|| net::follow::spawn(replica.clone(), settings, cancel.clone()))
+            }
+            None => {
+                let settings = net::Settings {
+                    key: keypair,
+                    config: config.p2p.clone(),
+                    manifest: manifest.clone(),
+                    engine,
+                    own_log: own_log_tx,
+                };
+                let started = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
+                tracing::info!(peer_id = %started.0.peer_id(), "network started");
+                started
+            }
         };
-        let (net, net_task) = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
-        tracing::info!(peer_id = %net.peer_id(), "network started");
         let handle = NodeHandle {
             shared: Arc::new(Shared {
                 replica,
@@ -233,6 +256,7 @@ impl RunningNode {
                 net,
                 own_log,
                 me,
+                follows: follows.clone(),
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
                 hashing: tokio::sync::Semaphore::new(
@@ -251,11 +275,14 @@ impl RunningNode {
         tracing::info!(%rpc_addr, "RPC listening");
         let mut tasks = vec![rpc_task, net_task];
         tasks.extend(handle.shared.actioner.spawn(handle.shared.replica.clone(), &cancel));
-        tasks.push(tokio::spawn(publish_stats(
-            handle.clone(),
-            config.stats.publish_interval,
-            cancel.clone(),
-        )));
+        // A follower's matches are counted where it runs; only a member node signs counters.
+        if follows.is_none() {
+            tasks.push(tokio::spawn(publish_stats(
+                handle.clone(),
+                config.stats.publish_interval,
+                cancel.clone(),
+            )));
+        }
         Ok(Self { handle, rpc_addr, cancel, tasks, writer })
     }
 
@@ -313,6 +340,11 @@ impl NodeHandle {
     /// This node's member id.
     pub fn member(&self) -> MemberId {
         self.shared.me
+    }
+
+    /// The member node this node follows, if it is a follower.
+    pub fn follows(&self) -> Option<&str> {
+        self.shared.follows.as_deref()
     }
 
     /// The network client.

@@ -10,7 +10,8 @@
 //! must not depend on other members' nodes staying up either, so losing every peer later
 //! does not make a node unready; a restart starts over. A node told to start without peers
 //! (`p2p.start_unconfirmed`, once `p2p.own_log_timeout` has passed) is ready too: its
-//! operator has said the data dir is current.
+//! operator has said the data dir is current. A follower is ready once it held everything its
+//! member node held at one of its answers (never merely for being in a one-member federation).
 //!
 //! The endpoint is open (probes carry no token), so the reasons name no member and no count.
 
@@ -31,7 +32,7 @@ impl NodeHandle {
             let view = self.shared.replica.view();
             view.manifest().members.iter().filter(|m| m.key != self.shared.me).count()
         };
-        if others == 0 {
+        if others == 0 && self.shared.follows.is_none() {
             self.shared.caught_up.store(true, Ordering::Relaxed);
             return ready("the only member of the federation: nothing to catch up with".into());
         }
@@ -47,7 +48,9 @@ impl NodeHandle {
             );
         }
         let connected = peers.iter().filter(|p| p.connected_since.is_some()).count();
-        let reason = if connected == 0 {
+        let reason = if self.shared.follows.is_some() {
+            "following the member node: not yet holding everything it held at its last answer".to_owned()
+        } else if connected == 0 {
             "no member peer connected yet: waiting to catch up with one".to_owned()
         } else {
             format!(

@@ -42,9 +42,10 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
             NodeError::UnknownEntry(_) | NodeError::UnknownProposal(_) => StatusCode::NOT_FOUND,
-            NodeError::OwnEntry(_) | NodeError::NotAuthor(_) | NodeError::NotMember(_) => {
-                StatusCode::FORBIDDEN
-            }
+            NodeError::OwnEntry(_)
+            | NodeError::NotAuthor(_)
+            | NodeError::NotMember(_)
+            | NodeError::Follower(_) => StatusCode::FORBIDDEN,
             NodeError::AlreadyRetracted(_) | NodeError::Conflict(_) => StatusCode::CONFLICT,
             NodeError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::Store(_) | NodeError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 mod hma;
 mod lists;
+mod sync;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,6 +42,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/match/hashes", post(handlers::match_hashes))
         .route("/v1/match", post(handlers::match_file))
         .route("/v1/records", get(handlers::records))
+        .route("/v1/sync", post(sync::sync))
         .route("/v1/alerts", get(handlers::alerts))
         .route("/v1/webhooks", get(handlers::webhooks))
         .route("/v1/stats", get(handlers::stats))

@@ -1,6 +1,7 @@
 //! Every multi-node and RPC scenario, in one test binary so the workspace builds few.
 
 mod federation;
+mod followers;
 mod governance;
 mod hma;
 mod lists;

@@ -1,0 +1,76 @@
+//! `POST /v1/sync`: the sync protocol over HTTP, for followers (`hashmesh run --follow`).
+//!
+//! The same requests and answers member nodes exchange over libp2p, as CBOR. A heads request
+//! with `?after=<digest>` is a long poll: it is answered once this node's clock digest differs
+//! from `after` (the follower has seen that clock), or after [`LONG_POLL`] with the same clock.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::auth::authorize;
+use crate::NodeHandle;
+use crate::config::Role;
+use crate::net::follow::{CBOR, LONG_POLL};
+use crate::replica::ReplicaHandle;
+use crate::sync::{SyncRequest, digest};
+
+/// The query of `POST /v1/sync`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SyncQuery {
+    /// Hex blake3 of a clock of this node's: a heads request waits until the clock moves on.
+    after: Option<String>,
+}
+
+pub(super) async fn sync(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    query: Result<Query<SyncQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Query(query) = query?;
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if media != CBOR {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("send the sync request as {CBOR} (this endpoint is for `hashmesh run --follow`)"),
+        ));
+    }
+    let request: SyncRequest = cbor4ii::serde::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a sync request: {e}")))?;
+    let replica = node.replica().clone();
+    if let (SyncRequest::Heads, Some(after)) = (&request, query.after) {
+        let mut seen = [0u8; 32];
+        hex::decode_to_slice(&after, &mut seen).map_err(|_| {
+            ApiError::bad_request(format!("after={after:?} is not a clock digest (64 hex digits)"))
+        })?;
+        until_moved_on(&replica, seen).await;
+    }
+    let answer = tokio::task::spawn_blocking(move || replica.answer(request)).await.map_err(|_| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the sync answer failed; see the node's log")
+    })?;
+    let bytes = cbor4ii::serde::to_vec(Vec::new(), &answer).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {e}"))
+    })?;
+    Ok(([(header::CONTENT_TYPE, CBOR)], bytes).into_response())
+}
+
+/// Waits until the replica's clock digest differs from `seen`, or [`LONG_POLL`] has passed.
+async fn until_moved_on(replica: &ReplicaHandle, seen: [u8; 32]) {
+    // Subscribed before the clock is read, so a commit in between is not missed.
+    let mut commits = replica.commits();
+    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    while digest(&replica.clock()) == seen {
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            Ok(Ok(())) => {}
+            // The time is up, or the writer is gone (shutting down): answer with what is held.
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Followers (`hashmesh run --follow`): read-only replicas of a member's node that serve
+//! matching, pulled over the member node's RPC and verified record by record.
+
+use hashmesh_tests::rogue_upstream::RogueUpstream;
+use hashmesh_tests::{TestNet, TestNode, start_follower, wait_until};
+use serde_json::{Value, json};
+
+fn md5(n: u32) -> String {
+    format!("md5:{n:032x}")
+}
+
+async fn hits(node: &TestNode, hashes: &[String]) -> Vec<Value> {
+    let reply =
+        node.call("POST", "/v1/match/hashes", Some(&node.matcher), Some(json!({ "hashes": hashes }))).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|r| r["hits"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// A follower of node0 gets both members' logs through node0, is ready once it holds what
+/// node0 holds, matches with the statuses node0 derives, gets later records as they come,
+/// and refuses every write with where to send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_replicates_its_member_node_serves_matching_and_refuses_writes() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let (member, other) = (&net.nodes[0], &net.nodes[1]);
+    let ours = member.submit(&[&md5(1)], "csam").await;
+    let theirs = other.submit(&[&md5(2)], "csam").await;
+    net.wait_converged(&[0, 1], 2).await.expect("members converge");
+    assert_eq!(member.vote(&theirs, "confirm").await.status, 201);
+    net.wait_converged(&[0, 1], 3).await.expect("members converge");
+
+    let follower = net.follower(0).await.expect("follower starts");
+    let want = member.status().await.digest;
+    wait_until("the follower to hold what its member node holds", || async {
+        follower.status().await.digest == want
+    })
+    .await
+    .expect("follower caught up");
+    let ready = follower.call("GET", "/readyz", None, None).await;
+    assert_eq!((ready.status, ready.body["ready"].as_bool()), (200, Some(true)), "{ready:?}");
+
+    let found = hits(&follower, &[md5(1), md5(2)]).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (hit, id) in found.iter().zip([&ours, &theirs]) {
+        assert_eq!(hit["entry"], json!(id));
+        let at_member = member.entry_status(id).expect("member knows it");
+        assert_eq!(follower.entry_status(id), Some(at_member), "the follower derives node0's status");
+    }
+
+    // Written after the follower caught up, at the other member: node0 gossips it, the
+    // follower's long poll brings it.
+    let later = other.submit(&[&md5(3)], "csam").await;
+    wait_until("a later entry to be matchable at the follower", || async {
+        hits(&follower, &[md5(3)]).await.first().is_some_and(|h| h["entry"] == json!(later))
+    })
+    .await
+    .expect("later records reach the follower");
+
+    let refused = [
+        follower.try_submit(&md5(4)).await,
+        follower.vote(&theirs, "dispute").await,
+        follower
+            .call_raw(
+                "POST",
+                "/v1/import?format=plain&category=csam",
+                Some(&follower.admin),
+                Some(md5(5).into_bytes()),
+                None,
+            )
+            .await,
+    ];
+    for reply in refused {
+        assert_eq!(reply.status, 403, "{reply:?}");
+        assert!(reply.error().contains(&format!("read-only follower of {}", member.rpc())), "{reply:?}");
+    }
+    assert!(hits(&follower, &[md5(4), md5(5)]).await.is_empty(), "nothing was written");
+
+    let peers = follower.call("GET", "/v1/peers", Some(&follower.matcher), None).await;
+    let peers = peers.body["peers"].as_array().expect("peers").clone();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["peer_id"], json!(member.rpc()));
+    assert!(peers[0]["records_received"].as_u64() >= Some(4), "{peers:?}");
+}
+
+/// A member node that sends its followers records that fail verification (a flipped byte)
+/// gets nothing stored: the follower checks every signature, counts the fault and stays not
+/// ready, asking again later rather than giving up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_stores_nothing_that_fails_verification() {
+    let net = TestNet::new(2).await.expect("testnet");
+    for n in 0..3 {
+        net.nodes[1].submit(&[&md5(n)], "csam").await;
+    }
+    let author = net.nodes[1].member;
+    let tampered: Vec<Vec<u8>> = net.nodes[1]
+        .handle()
+        .records(&author, 1, 1000)
+        .expect("log")
+        .iter()
+        .map(|r| {
+            let mut bytes = r.bytes().to_vec();
+            bytes[80] ^= 0x01;
+            bytes
+        })
+        .collect();
+    let rogue = RogueUpstream::start(author, tampered).expect("rogue");
+    let follower = start_follower(&rogue.url(), "hm_any", &net.manifest).await.expect("follower starts");
+    wait_until("the follower to count the bad answers, twice", || async {
+        let peers = follower.handle().peers().await;
+        peers.first().is_some_and(|p| p.rejects >= 2) && rogue.ranges_asked() >= 2
+    })
+    .await
+    .expect("bad answers counted, and asked again later");
+    assert_eq!(follower.status().await.records, 0, "nothing stored");
+    let ready = follower.call("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+}
