@@ -704,6 +704,24 @@ pub struct CategoryStats {
     pub removals: u64,
 }
 
+/// `POST /v1/stats/followers`: a follower's daily counters, for its member node to publish
+/// with its own. Each day holds its counts so far (the whole day, not what is new).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowerCounters {
+    /// The follower's id: random, made once per follower data dir.
+    pub follower: String,
+    /// Its counters by day.
+    pub days: Vec<hashmesh_protocol::Stats>,
+}
+
+/// `POST /v1/stats/followers`: how many days were taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountersTaken {
+    /// Days in the report.
+    pub days: usize,
+}
+
 /// `POST /v1/stats/publish`: the records just signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsPublished {

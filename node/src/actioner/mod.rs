@@ -11,6 +11,7 @@
 //! sweep over every matched entry each minute (expiry needs no record; an announcement missed
 //! while lagging is made up).
 
+mod counters;
 mod deliver;
 mod outbox;
 
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hashmesh_protocol::{Action, Category, DailyCount, MemberId, RecordId, Status};
+use hashmesh_protocol::{Action, Category, MemberId, RecordId, Status};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,8 @@ pub struct Actioner {
     /// Day (u32 BE) ‖ category → matches (u64 BE) ‖ removals (u64 BE): this member's daily
     /// counters, published as `stats` records.
     counters: sled::Tree,
+    /// Day ‖ category ‖ 0 ‖ follower id → matches ‖ removals: what followers reported.
+    followers: sled::Tree,
     hooks: Vec<Hook>,
 }
 
@@ -127,6 +130,7 @@ impl Actioner {
             outbox,
             matched: store.local_tree("matched")?,
             counters: store.local_tree("counters")?,
+            followers: store.local_tree("follower_counters")?,
             hooks,
         })
     }
@@ -161,38 +165,6 @@ impl Actioner {
                 .unwrap_or(Action::None);
             self.push(Event::Match { hash: result.hash.clone(), action, hits: result.hits.clone() });
         }
-    }
-
-    fn count(&self, day: u32, category: &Category, removed: bool) -> Result<(), StoreError> {
-        let mut key = day.to_be_bytes().to_vec();
-        key.extend_from_slice(category.as_str().as_bytes());
-        self.counters.update_and_fetch(key, |held| {
-            let (matches, removals) = held.map_or((0, 0), counts_of);
-            let mut out = (matches + 1).to_be_bytes().to_vec();
-            out.extend_from_slice(&(removals + u64::from(removed)).to_be_bytes());
-            Some(out)
-        })?;
-        Ok(())
-    }
-
-    /// This member's counters of each day, in day then category order.
-    pub fn counters(&self) -> Result<BTreeMap<u32, Vec<DailyCount>>, StoreError> {
-        let mut days: BTreeMap<u32, Vec<DailyCount>> = BTreeMap::new();
-        for item in self.counters.iter() {
-            let (key, value) = item?;
-            let Some((day, name)) = key.split_first_chunk::<4>() else { continue };
-            let Some(category) = std::str::from_utf8(name).ok().and_then(|n| n.parse::<Category>().ok())
-            else {
-                continue;
-            };
-            let (matches, removals) = counts_of(&value);
-            days.entry(u32::from_be_bytes(*day)).or_default().push(DailyCount {
-                category,
-                matches,
-                removals,
-            });
-        }
-        Ok(days)
     }
 
     fn push(&self, event: Event) {

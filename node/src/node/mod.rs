@@ -135,7 +135,9 @@ pub(crate) struct Shared {
     own_log: watch::Receiver<OwnLog>,
     me: MemberId,
     /// The member node this node follows (`run --follow`): it then refuses writes.
-    follows: Option<String>,
+    follow: Option<crate::config::FollowConfig>,
+    /// What this follower last reported of its counters to its member node, by day.
+    reported: std::sync::Mutex<std::collections::BTreeMap<u32, Vec<hashmesh_protocol::DailyCount>>>,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
@@ -256,7 +258,8 @@ impl RunningNode {
                 net,
                 own_log,
                 me,
-                follows: follows.clone(),
+                follow: follows.as_ref().map(|_| config.follow.clone()),
+                reported: std::sync::Mutex::default(),
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
                 hashing: tokio::sync::Semaphore::new(
@@ -275,14 +278,11 @@ impl RunningNode {
         tracing::info!(%rpc_addr, "RPC listening");
         let mut tasks = vec![rpc_task, net_task];
         tasks.extend(handle.shared.actioner.spawn(handle.shared.replica.clone(), &cancel));
-        // A follower's matches are counted where it runs; only a member node signs counters.
-        if follows.is_none() {
-            tasks.push(tokio::spawn(publish_stats(
-                handle.clone(),
-                config.stats.publish_interval,
-                cancel.clone(),
-            )));
-        }
+        tasks.push(tokio::spawn(share_counters(
+            handle.clone(),
+            config.stats.publish_interval,
+            cancel.clone(),
+        )));
         Ok(Self { handle, rpc_addr, cancel, tasks, writer })
     }
 
@@ -311,14 +311,27 @@ impl RunningNode {
     }
 }
 
-/// Signs this member's changed counters every `every`, until `cancel` fires.
-async fn publish_stats(node: NodeHandle, every: std::time::Duration, cancel: CancellationToken) {
+/// Every `every` until `cancel` fires: a member node signs its member's changed counters, a
+/// follower reports its own to its member node.
+async fn share_counters(node: NodeHandle, every: std::time::Duration, cancel: CancellationToken) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // the first tick is now: nothing is counted yet
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        if node.follows().is_some() {
+            match node.report_counters().await {
+                Ok(0) => {}
+                Ok(days) => {
+                    tracing::info!(days, "reported this follower's daily counters to its member node")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "daily counters not reported; the next tick tries again")
+                }
+            }
+            continue;
         }
         match node.publish_stats().await {
             Ok(written) if !written.is_empty() => {
@@ -344,7 +357,7 @@ impl NodeHandle {
 
     /// The member node this node follows, if it is a follower.
     pub fn follows(&self) -> Option<&str> {
-        self.shared.follows.as_deref()
+        self.shared.follow.as_ref().map(|f| f.node.as_str())
     }
 
     /// The network client.

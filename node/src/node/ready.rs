@@ -32,7 +32,7 @@ impl NodeHandle {
             let view = self.shared.replica.view();
             view.manifest().members.iter().filter(|m| m.key != self.shared.me).count()
         };
-        if others == 0 && self.shared.follows.is_none() {
+        if others == 0 && self.follows().is_none() {
             self.shared.caught_up.store(true, Ordering::Relaxed);
             return ready("the only member of the federation: nothing to catch up with".into());
         }
@@ -48,7 +48,7 @@ impl NodeHandle {
             );
         }
         let connected = peers.iter().filter(|p| p.connected_since.is_some()).count();
-        let reason = if self.shared.follows.is_some() {
+        let reason = if self.follows().is_some() {
             "following the member node: not yet holding everything it held at its last answer".to_owned()
         } else if connected == 0 {
             "no member peer connected yet: waiting to catch up with one".to_owned()

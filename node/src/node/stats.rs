@@ -9,13 +9,15 @@ use hashmesh_protocol::{Body, Category, DailyCount, Stats, codec};
 
 use super::{NodeError, NodeHandle, now_ms};
 use crate::actioner::day_of;
-use crate::api::{CategoryStats, DayStats, StatsQuery, StatsView, Written};
+use crate::api::{CategoryStats, DayStats, FollowerCounters, StatsQuery, StatsView, Written};
 
 /// Matches and removals of each category.
 type Sums = BTreeMap<Category, (u64, u64)>;
 
 /// Days summed when a query names no start.
 const DEFAULT_DAYS: u32 = 30;
+/// Most days one follower report may hold (a follower reports in chunks of this many).
+const MAX_REPORT_DAYS: usize = 31;
 
 impl NodeHandle {
     /// Signs a `stats` record for each day whose counters changed since they were last
@@ -48,6 +50,78 @@ impl NodeHandle {
             self.shared.net.publish(record.bytes().to_vec());
         }
         Ok(records.iter().map(|r| Written { id: r.id(), seq: r.seq() }).collect())
+    }
+
+    /// At a member node: takes a follower's counters, published with this member's own from
+    /// the next publication on (see `actioner/counters.rs` for why a report never counts twice).
+    pub fn merge_follower_counters(&self, report: &FollowerCounters) -> Result<(), NodeError> {
+        if let Some(node) = self.follows() {
+            return Err(NodeError::Follower(format!(
+                "this node is a follower of {node}: followers report their counters to their member node"
+            )));
+        }
+        let id = &report.follower;
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(NodeError::Invalid(format!(
+                "follower {id:?} is not a follower id (1 to 64 letters, digits or dashes)"
+            )));
+        }
+        if report.days.len() > MAX_REPORT_DAYS {
+            return Err(NodeError::Invalid(format!(
+                "a report holds at most {MAX_REPORT_DAYS} days, not {}",
+                report.days.len()
+            )));
+        }
+        for day in &report.days {
+            // The rules of a `stats` record: categories ascending and once, removals ≤ matches.
+            codec::check_body(&Body::Stats(day.clone()))
+                .map_err(|e| NodeError::Invalid(format!("day {}: {e}", date(day.day))))?;
+        }
+        self.shared.actioner.merge_follower(id, &report.days)?;
+        Ok(())
+    }
+
+    /// At a follower: sends its member node the days whose counters changed since the last
+    /// report that was taken. Returns how many days were sent.
+    pub async fn report_counters(&self) -> Result<usize, NodeError> {
+        let Some(follow) = self.shared.follow.clone() else {
+            return Err(NodeError::Invalid(
+                "only a follower reports its counters; a member node publishes them".into(),
+            ));
+        };
+        let counters = self.shared.actioner.counters()?;
+        let changed: Vec<Stats> = {
+            let reported = self.shared.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            counters
+                .into_iter()
+                .filter(|(day, counts)| reported.get(day) != Some(counts))
+                .map(|(day, counts)| Stats { day, counts })
+                .collect()
+        };
+        let follower = self.follower_id()?;
+        for chunk in changed.chunks(MAX_REPORT_DAYS) {
+            let report = FollowerCounters { follower: follower.clone(), days: chunk.to_vec() };
+            let follow = follow.clone();
+            tokio::task::spawn_blocking(move || send_report(&follow, &report))
+                .await
+                .map_err(|e| NodeError::NotReady(e.to_string()))??;
+            let mut reported = self.shared.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            reported.extend(chunk.iter().map(|s| (s.day, s.counts.clone())));
+        }
+        Ok(changed.len())
+    }
+
+    /// This follower's id, made at its first report and kept in its store.
+    fn follower_id(&self) -> Result<String, NodeError> {
+        let tree = self.shared.replica.store().local_tree("follower")?;
+        let made = hex::encode(rand::random::<[u8; 16]>());
+        let id = tree
+            .compare_and_swap(b"id", None as Option<&[u8]>, Some(made.as_bytes()))
+            .map_err(crate::store::StoreError::from)?;
+        Ok(match id {
+            Ok(()) => made,
+            Err(held) => held.current.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or(made),
+        })
     }
 
     /// What this member last published for each day, as the replica holds it.
@@ -107,6 +181,28 @@ impl NodeHandle {
             totals: list(totals),
         })
     }
+}
+
+/// Posts `report` to the follower's member node.
+fn send_report(follow: &crate::config::FollowConfig, report: &FollowerCounters) -> Result<(), NodeError> {
+    let url = format!("{}/v1/stats/followers", follow.node.trim_end_matches('/'));
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    let unreachable = |e: String| NodeError::NotReady(format!("cannot report counters to {url}: {e}"));
+    let mut response = agent
+        .post(&url)
+        .header("Authorization", format!("Bearer {}", follow.token))
+        .send_json(report)
+        .map_err(|e| unreachable(e.to_string()))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let status = response.status();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Err(unreachable(format!("answered {status}: {}", text.trim())))
 }
 
 /// `YYYY-MM-DD` of a day number.

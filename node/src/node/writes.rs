@@ -12,7 +12,7 @@ impl NodeHandle {
     /// Refuses own writes until the own log is confirmed by peers, so a node restored from an
     /// old backup never reuses a seq.
     pub(super) fn check_may_author(&self) -> Result<(), NodeError> {
-        if let Some(node) = &self.shared.follows {
+        if let Some(node) = self.follows() {
             return Err(NodeError::Follower(format!(
                 "this node is a read-only follower of {node}: send submissions, votes, retractions, imports and membership changes to that node"
             )));

@@ -384,3 +384,20 @@ pub(super) async fn publish_stats(
     authorize(&node.shared, &headers, Role::Admin)?;
     Ok((StatusCode::CREATED, Json(crate::api::StatsPublished { records: node.publish_stats().await? })))
 }
+
+/// A follower's report of its counters. The matcher role: it is the token a follower holds
+/// for its member node, and what it reports is its matching.
+pub(super) async fn follower_counters(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<crate::api::FollowerCounters>, JsonRejection>,
+) -> Result<Json<crate::api::CountersTaken>> {
+    authorize(&node.shared, &headers, Role::Matcher)?;
+    let Json(report) = body?;
+    let store = node.clone();
+    let days = report.days.len();
+    tokio::task::spawn_blocking(move || store.merge_follower_counters(&report))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "taking the counters failed"))??;
+    Ok(Json(crate::api::CountersTaken { days }))
+}

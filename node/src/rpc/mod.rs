@@ -47,6 +47,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/webhooks", get(handlers::webhooks))
         .route("/v1/stats", get(handlers::stats))
         .route("/v1/stats/publish", post(handlers::publish_stats))
+        .route("/v1/stats/followers", post(handlers::follower_counters))
         .route("/v1/membership", get(handlers::membership))
         .route("/v1/membership/proposals", post(handlers::propose))
         .route("/v1/membership/proposals/{id}/approve", post(handlers::approve))

@@ -115,6 +115,22 @@ fn completions_are_printed_for_each_shell() {
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
 }
 
+/// `man` writes a page per command, from the same definitions as `--help`, or the main page
+/// to stdout.
+#[test]
+fn manual_pages_are_written_for_every_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("man1");
+    let out = Command::new(BIN).args(["man", "--out-dir"]).arg(&dir).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert!(page("hashmesh.1").contains(".TH hashmesh 1"), "the main page");
+    assert!(page("hashmesh-run.1").contains("follow\\-token"), "run's page has its flags");
+    assert!(page("hashmesh-member-propose.1").contains(".TH hashmesh-member-propose"), "nested verbs too");
+    let out = Command::new(BIN).arg("man").output().expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".SH SUBCOMMANDS"), "the main page to stdout");
+}
+
 /// `health` is what a container's HEALTHCHECK runs (the image has no shell or curl): exit 0
 /// while the node answers its probe, 1 with the reason when it does not. No token needed.
 #[test]

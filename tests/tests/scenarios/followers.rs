@@ -120,3 +120,57 @@ async fn a_follower_stores_nothing_that_fails_verification() {
     let ready = follower.call("GET", "/readyz", None, None).await;
     assert_eq!(ready.status, 503, "{ready:?}");
 }
+
+/// Matches served by a follower count in its member's published statistics: the follower
+/// reports its counters to its member node, which publishes them with its own. A report that
+/// comes again (a retry) adds nothing; a bad report is refused with the rule it breaks; a
+/// follower takes no reports itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_matches_are_published_in_its_members_counters() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let (member, other) = (&net.nodes[0], &net.nodes[1]);
+    member.submit(&[&md5(1)], "csam").await;
+    let follower = net.follower(0).await.expect("follower starts");
+    let want = member.status().await.digest;
+    wait_until("the follower to catch up", || async { follower.status().await.digest == want })
+        .await
+        .expect("follower caught up");
+    for _ in 0..2 {
+        assert_eq!(hits(&follower, &[md5(1)]).await.len(), 1);
+    }
+    assert!(member.handle().report_counters().await.is_err(), "a member node publishes, it does not report");
+    assert_eq!(follower.handle().report_counters().await.expect("reported"), 1, "today's counters");
+    assert_eq!(
+        follower.handle().report_counters().await.expect("nothing new"),
+        0,
+        "unchanged: not sent again"
+    );
+    member.handle().publish_stats().await.expect("published");
+    wait_until("node1 to sum node0's published counters", || async { matches(other).await == 2 })
+        .await
+        .expect("the follower's two matches are in node0's counters");
+
+    // The same report twice, as a retry after a lost answer would send it: counted once.
+    let today = hashmesh_node::actioner::day_of(hashmesh_node::node::now_ms());
+    let report = json!({ "follower": "f-1", "days": [{ "day": today, "counts": [{ "category": "csam", "matches": 5, "removals": 1 }] }] });
+    for _ in 0..2 {
+        let reply =
+            member.call("POST", "/v1/stats/followers", Some(&member.matcher), Some(report.clone())).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    member.handle().publish_stats().await.expect("published");
+    wait_until("node1 to see the report once", || async { matches(other).await == 7 })
+        .await
+        .expect("2 + 5, not 2 + 10");
+
+    let bad = json!({ "follower": "f-1", "days": [{ "day": today, "counts": [{ "category": "csam", "matches": 1, "removals": 2 }] }] });
+    let reply = member.call("POST", "/v1/stats/followers", Some(&member.matcher), Some(bad)).await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    let reply = follower.call("POST", "/v1/stats/followers", Some(&follower.matcher), Some(report)).await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.error().contains("report their counters to their member node"), "{reply:?}");
+}
+
+async fn matches(node: &TestNode) -> u64 {
+    node.handle().stats(&Default::default()).expect("stats").totals.iter().map(|c| c.matches).sum()
+}
