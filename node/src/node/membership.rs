@@ -13,11 +13,19 @@ use crate::api::{
 
 impl NodeHandle {
     /// Proposes changes for the next epoch; this member's record is its approval.
+    ///
+    /// A rotation or removal ends a key's log at `last_seq`, by default the last record held.
+    /// For this member's own key the default is the proposal's own seq: a proposal cut off
+    /// below itself would undo the epoch it makes. Own writes wait meanwhile, so that seq is
+    /// the one the proposal gets.
     pub async fn propose(&self, req: ProposeChanges) -> Result<ProposalWritten, NodeError> {
+        let _alone = self.shared.authoring.write().await;
+        let me = self.shared.me;
         let (current, changes) = {
             let view = self.shared.replica.view();
             let current = view.manifest().clone();
-            let head = |key: &MemberId| view.clock().get(key).map_or(0, |c| c.seq);
+            let held = |key: &MemberId| view.clock().get(key).map_or(0, |c| c.seq);
+            let head = |key: &MemberId| if *key == me { held(key) + 1 } else { held(key) };
             let changes = Changes {
                 add: req.add,
                 remove: req
@@ -51,11 +59,12 @@ impl NodeHandle {
             )));
         }
         current.apply(&changes).map_err(|e| NodeError::Invalid(format!("the proposal cannot apply: {e}")))?;
-        self.sign_membership(&current, epoch, changes.to_toml()).await
+        self.sign_membership(&current, epoch, &changes, changes.to_toml()).await
     }
 
     /// Approves a pending proposal for the next epoch.
     pub async fn approve(&self, id: ProposalId) -> Result<ProposalWritten, NodeError> {
+        let _alone = self.shared.authoring.write().await;
         let (current, proposal) = {
             let view = self.shared.replica.view();
             let proposal = view.governance().proposal(&id).cloned().ok_or(NodeError::UnknownProposal(id))?;
@@ -77,16 +86,18 @@ impl NodeHandle {
         current.apply(&proposal.changes).map_err(|e| {
             NodeError::Invalid(format!("proposal {id} cannot apply to epoch {}: {e}", current.epoch))
         })?;
-        self.sign_membership(&current, proposal.epoch, proposal.text).await
+        self.sign_membership(&current, proposal.epoch, &proposal.changes, proposal.text).await
     }
 
     /// Writes this member's membership record for `epoch`, once it is sure the record will
-    /// count: the member belongs to `current`, and has not chosen another proposal for the
-    /// epoch already (a member's first choice for an epoch is the one that counts).
+    /// count: the member belongs to `current`, has not chosen another proposal for the epoch
+    /// already (a member's first choice for an epoch is the one that counts), and `changes` do
+    /// not end its own log before the record. Called holding `authoring` alone.
     async fn sign_membership(
         &self,
         current: &Manifest,
         epoch: u64,
+        changes: &Changes,
         text: String,
     ) -> Result<ProposalWritten, NodeError> {
         let me = self.shared.me;
@@ -104,8 +115,29 @@ impl NodeHandle {
                 "this member already chose proposal {chosen} for epoch {epoch}; a member's first choice for an epoch is the one that counts"
             )));
         }
-        let record = self.write_one(Body::Membership(Membership { epoch, changes: text })).await?;
+        let next = self.shared.replica.view().clock().get(&me).map_or(0, |c| c.seq) + 1;
+        if let Some(cut) = cut_of(changes, &me)
+            && cut < next
+        {
+            return Err(NodeError::Conflict(format!(
+                "this proposal ends this member's key's log at seq {cut}, but this member's record for it would be seq {next}: the proposal would cut itself off and undo the epoch it makes; propose it with last_seq {next} (or leave last_seq out)"
+            )));
+        }
+        let mut written =
+            self.write_unshared(vec![Body::Membership(Membership { epoch, changes: text })]).await?;
+        let record = written.pop().ok_or_else(|| NodeError::Invalid("no record was written".into()))?;
         Ok(ProposalWritten { proposal, epoch, record })
+    }
+
+    /// The proposal this member chose for the next epoch and the seq at which it ends this
+    /// member's key's log, if it does: own records past that seq would be dropped once it
+    /// takes effect.
+    pub(super) fn own_cut(&self) -> Option<(ProposalId, u64)> {
+        let next = self.shared.replica.view().manifest().epoch + 1;
+        let chosen = self.chosen(next)?;
+        let view = self.shared.replica.view();
+        let proposal = view.governance().proposal(&chosen)?;
+        cut_of(&proposal.changes, &self.shared.me).map(|cut| (chosen, cut))
     }
 
     /// The proposal this member signed first for `epoch`, if any.
@@ -165,6 +197,14 @@ impl NodeHandle {
                 .collect(),
         }
     }
+}
+
+/// Where `changes` end `key`'s log (a removal, or a rotation to a new key), if they do.
+fn cut_of(changes: &Changes, key: &MemberId) -> Option<u64> {
+    let removed = changes.remove.iter().filter(|r| r.key == *key).map(|r| r.last_seq);
+    let rotated =
+        changes.rotate.iter().filter(|r| r.member == *key && r.key.is_some()).filter_map(|r| r.last_seq);
+    removed.chain(rotated).min()
 }
 
 /// A key's member name in any epoch.

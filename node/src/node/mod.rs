@@ -136,6 +136,9 @@ pub(crate) struct Shared {
     me: MemberId,
     /// The member node this node follows (`run --follow`): it then refuses writes.
     follow: Option<crate::config::FollowConfig>,
+    /// Own writes hold it shared; a membership proposal or approval holds it alone, so the
+    /// seq it reads for this member's next record is the one the record gets.
+    authoring: tokio::sync::RwLock<()>,
     /// What this follower last reported of its counters to its member node, by day.
     reported: std::sync::Mutex<std::collections::BTreeMap<u32, Vec<hashmesh_protocol::DailyCount>>>,
     pub(crate) tokens: Vec<TokenConfig>,
@@ -259,6 +262,7 @@ impl RunningNode {
                 own_log,
                 me,
                 follow: follows.as_ref().map(|_| config.follow.clone()),
+                authoring: tokio::sync::RwLock::new(()),
                 reported: std::sync::Mutex::default(),
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,

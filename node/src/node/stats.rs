@@ -23,6 +23,7 @@ impl NodeHandle {
     /// Signs a `stats` record for each day whose counters changed since they were last
     /// published (the whole day so far, which replaces what was published for it).
     pub async fn publish_stats(&self) -> Result<Vec<Written>, NodeError> {
+        let _shared = self.shared.authoring.read().await;
         self.check_may_author()?;
         let counters = self.shared.actioner.counters()?;
         let published = self.published_stats();

@@ -28,6 +28,13 @@ impl NodeHandle {
                 self.shared.me
             )));
         }
+        if let Some((proposal, cut)) = self.own_cut()
+            && self.shared.replica.view().clock().get(&self.shared.me).map_or(0, |c| c.seq) >= cut
+        {
+            return Err(NodeError::Conflict(format!(
+                "this member chose proposal {proposal}, which ends this key's log at seq {cut} (a key rotation or removal): a write past it would be dropped once the proposal takes effect; when it does, restart the node with the member's new key"
+            )));
+        }
         match self.own_log() {
             OwnLog::Confirmed | OwnLog::Unconfirmed => Ok(()),
             OwnLog::Waiting => Err(NodeError::NotReady(
@@ -40,6 +47,12 @@ impl NodeHandle {
     }
 
     async fn write(&self, bodies: Vec<Body>) -> Result<Vec<Written>, NodeError> {
+        let _shared = self.shared.authoring.read().await;
+        self.write_unshared(bodies).await
+    }
+
+    /// [`Self::write`] for a caller that holds `authoring` alone already.
+    pub(super) async fn write_unshared(&self, bodies: Vec<Body>) -> Result<Vec<Written>, NodeError> {
         self.check_may_author()?;
         let records = self.shared.replica.author(bodies, now_ms()).await?;
         for record in &records {

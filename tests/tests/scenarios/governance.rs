@@ -306,3 +306,79 @@ async fn a_rotated_key_signs_from_then_on_and_the_old_keys_history_stays_valid()
     );
     net.shutdown().await;
 }
+
+/// A member rotating its own key: left out, `last_seq` is the proposal's own seq (a proposal
+/// cut off below itself would undo its epoch), the node refuses writes past it until it is
+/// restarted with the new key, and the epoch holds. Approving a proposal that would cut this
+/// member's log below the approval itself is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_rotating_its_own_key_keeps_the_proposal_and_writes_nothing_that_would_be_dropped() {
+    let mut net = TestNet::new(3).await.expect("testnet");
+    let old = net.nodes[1].member;
+    net.nodes[1].submit(&[&md5(40)], "csam").await;
+    net.wait_converged(&[0, 1, 2], 1).await.expect("replicated");
+
+    // node0 proposes cutting node1's log at 1; node1's approval would be its seq 2.
+    let new_key = hashmesh_tests::seeded_key(61);
+    let new_member = hashmesh_protocol::MemberId::from_key(&new_key.verifying_key());
+    let new_peer = hashmesh_node::identity::peer_id(&new_key);
+    let rotation = json!({ "member": old.to_string(), "key": new_member.to_string(), "peers": [new_peer] });
+    let cut_low = propose(&net.nodes[0], json!({ "rotate": [rotation.clone()] })).await;
+    assert_eq!(cut_low.status, 201, "{cut_low:?}");
+    let low = cut_low.body["proposal"].as_str().expect("id").to_owned();
+    wait_until("node1 to see node0's proposal", || async {
+        membership(&net.nodes[1]).await["pending"][0]["id"] == low.as_str()
+    })
+    .await
+    .expect("replicated");
+    let refused = approve(&net.nodes[1], &low).await;
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert!(refused.error().contains("would cut itself off"), "{refused:?}");
+
+    // node1 proposes its own rotation for the same epoch, with no last_seq.
+    let own = propose(&net.nodes[1], json!({ "rotate": [rotation] })).await;
+    assert_eq!(own.status, 201, "{own:?}");
+    let id = own.body["proposal"].as_str().expect("id").to_owned();
+    assert_eq!(own.body["record"]["seq"], 2, "{own:?}");
+    let pending = membership(&net.nodes[1]).await["pending"].clone();
+    let mine =
+        pending.as_array().expect("pending").iter().find(|p| p["id"] == id.as_str()).expect("listed").clone();
+    assert_eq!(mine["changes"]["rotate"][0]["last_seq"], 2, "the proposal's own seq: {mine}");
+    let write = net.nodes[1].try_submit(&md5(41)).await;
+    assert_eq!(write.status, 409, "{write:?}");
+    assert!(write.error().contains("ends this key's log at seq 2"), "{write:?}");
+
+    // node0 chose its own proposal for epoch 2 (a member's first choice counts); node2 makes
+    // node1's the majority.
+    wait_until("node2 to see node1's proposal", || async {
+        membership(&net.nodes[2]).await["pending"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["id"] == id.as_str()))
+    })
+    .await
+    .expect("replicated");
+    assert_eq!(approve(&net.nodes[2], &id).await.status, 201);
+    wait_epoch(&net, &[0, 2], 2).await;
+
+    net.nodes[1].stop().await;
+    let key_file = net.nodes[1].dir.path().join("member.key");
+    std::fs::remove_file(&key_file).expect("old key removed");
+    hashmesh_node::identity::write(&key_file, &new_key).expect("key written");
+    net.nodes[1].start().await.expect("restarts with the new key");
+    net.nodes[1].member = new_member;
+    net.introduce_all().await.expect("addresses");
+    net.wait_connected().await.expect("the new peer id is let in");
+    net.wait_writable().await.expect("writable under the new key");
+    wait_epoch(&net, &[0, 1, 2], 2).await;
+    let written = net.nodes[1].try_submit(&md5(42)).await;
+    assert_eq!(written.status, 201, "{written:?}");
+    for node in &net.nodes {
+        let status = node.status().await;
+        assert!(
+            status.logs.iter().any(|l| l.author == old && l.seq == 2),
+            "{}: the old key's log ends at its proposal",
+            node.name
+        );
+        assert_eq!(membership(node).await["epoch"], 2, "{}: the epoch holds", node.name);
+    }
+}
