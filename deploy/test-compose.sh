@@ -191,9 +191,9 @@ log "3. killed node2 after $count acknowledged submissions"
 docker-compose start node2 >/dev/null 2>&1
 find_port 2
 wait_for "node2 accepts writes again after the restart" 90 own_log_confirmed 2
-while read -r id; do
+while read -r acked_id; do
     for n in 2 1; do
-        wait_for "acknowledged $id present at node$n" 30 has_entry "$n" "$id"
+        wait_for "acknowledged $acked_id present at node$n" 30 has_entry "$n" "$acked_id"
     done
 done <"$acked"
 wait_for "digests equal after node2's restart" 90 converged
@@ -204,9 +204,8 @@ ready() { curl -sS -f --max-time 10 "${rpc[$1]}/readyz" -o /dev/null; }
 for f in f1 f2; do
     wait_for "follower $f holds node1's replica" 60 bash -c "[[ \$(curl -sS -H 'Authorization: Bearer ${token[$f]}' ${rpc[$f]}/v1/status | jq -r .digest) == $(digest 1) ]]"
     ready "$f" || fail "follower $f holds node1's replica but /readyz says it is not ready"
-    for pair in "$hash $id" "$hash3 $id3"; do
-        matches "$f" $pair || fail "follower $f does not match entry ${pair#* }"
-    done
+    matches "$f" "$hash" "$id" || fail "follower $f does not match node1's entry $id"
+    matches "$f" "$hash3" "$id3" || fail "follower $f does not match node3's entry $id3"
     code=$(api "$f" /v1/entries -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
         -d "{\"fingerprints\":[\"md5:$(new_md5)\"],\"category\":\"csam\"}")
     [[ $code == 403 ]] || fail "follower $f answered $code to a submission, not 403"
