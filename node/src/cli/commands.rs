@@ -325,7 +325,7 @@ fn report_init(
     say!("p2p listen: {} ({whence})", listen.join(" "));
     if !done.in_manifest {
         say!(
-            "note: the manifest does not list this member: `run` will refuse to start; use the key the manifest lists (--key), or send this key to the federation"
+            "note: the manifest does not list this member key: the node will replicate but refuse writes until a membership epoch adds it (send `hashmesh keygen --json` output to a member, who runs `hashmesh member propose`), or use the key the manifest lists (--key)"
         );
     }
 }

@@ -98,7 +98,7 @@ impl EventLoop {
             let parsed: Multiaddr = addr.parse().map_err(|_| NetError::BadListenAddress(addr.clone()))?;
             swarm
                 .listen_on(parsed)
-                .map_err(|e| NetError::Listen { addr: addr.clone(), message: e.to_string() })?;
+                .map_err(|e| NetError::Listen { addr: addr.clone(), message: with_sources(&e) })?;
         }
         let records_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/records/1", manifest.name));
         let proofs_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/proofs/1", manifest.name));
@@ -158,7 +158,7 @@ impl EventLoop {
         for peer in gone {
             let member = self.peers.remove(&peer).and_then(|p| p.member);
             self.swarm.behaviour_mut().allow.disallow_peer(peer);
-            tracing::info!(%peer, ?member, epoch = manifest.epoch, "peer is no longer in the manifest: disconnected");
+            tracing::info!(%peer, member = member.as_deref().unwrap_or("?"), epoch = manifest.epoch, "peer is no longer in the manifest: disconnected");
         }
         for (peer, (name, addrs)) in listed {
             let entry = self.peers.entry(peer).or_insert_with(|| Peer::new(None));
@@ -376,7 +376,7 @@ impl EventLoop {
                     p.connections += 1;
                     p.connected.get_or_insert((endpoint.get_remote_address().clone(), now_ms()));
                     p.backoff = MIN_BACKOFF;
-                    tracing::info!(peer = %peer_id, member = ?p.member, "member connected");
+                    tracing::info!(peer = %peer_id, member = p.member.as_deref().unwrap_or("?"), "member connected");
                 }
                 self.step(Event::Connected(peer_id));
             }
@@ -387,7 +387,7 @@ impl EventLoop {
                         p.connected = None;
                         p.in_sync = false;
                         p.next_dial = Instant::now() + p.backoff;
-                        tracing::info!(peer = %peer_id, member = ?p.member, "member disconnected");
+                        tracing::info!(peer = %peer_id, member = p.member.as_deref().unwrap_or("?"), "member disconnected");
                     }
                 }
                 if num_established == 0 {
@@ -472,9 +472,9 @@ impl EventLoop {
                     if p.epoch != Some((epoch, manifest)) {
                         if epoch != ours.epoch {
                             // The records bring whichever side is behind forward.
-                            tracing::info!(%peer, member = ?p.member, theirs = epoch, ours = ours.epoch, "peer is on another membership epoch");
+                            tracing::info!(%peer, member = p.member.as_deref().unwrap_or("?"), theirs = epoch, ours = ours.epoch, "peer is on another membership epoch");
                         } else if manifest != ours.digest() {
-                            tracing::warn!(%peer, member = ?p.member, epoch, "peer has a different manifest for the same epoch: check that both nodes started from the same genesis manifest");
+                            tracing::warn!(%peer, member = p.member.as_deref().unwrap_or("?"), epoch, "peer has a different manifest for the same epoch: check that both nodes started from the same genesis manifest");
                         }
                     }
                     p.epoch = Some((epoch, manifest));
@@ -526,4 +526,18 @@ impl EventLoop {
             let _ = done.send(Command::Respond { peer, channel, response }).await;
         });
     }
+}
+
+/// An error and its causes, `: `-joined (libp2p's transport errors say little on their own).
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text = if text.is_empty() { said } else { format!("{text}: {said}") };
+        }
+        cause = inner.source();
+    }
+    if text.is_empty() { format!("{error:?}") } else { text }
 }
