@@ -321,6 +321,9 @@ pub struct StatusView {
     pub in_sync_with: Vec<String>,
     /// Connections refused because the peer is not a member.
     pub refused_connections: u64,
+    /// The member node this node follows, read-only (`run --follow`); absent for a member node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
 }
 
 /// An RPC error body.

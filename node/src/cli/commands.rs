@@ -386,14 +386,19 @@ fn print_status(s: &StatusView, json: bool) -> anyhow::Result<()> {
         say!("peer id     {p}");
     }
     say!("records     {} ({} entries, {} waiting for gaps)", s.records, s.entries, s.buffered);
-    let own_log = match s.own_log.as_str() {
-        "confirmed" => "confirmed by peers; writes accepted",
-        "waiting" => "checking with peers before accepting writes",
-        "stuck" => "no peer reachable to confirm it; writes refused (see p2p.start_unconfirmed)",
-        "unconfirmed" => "no peer reachable; writes accepted unconfirmed (p2p.start_unconfirmed)",
-        other => other,
-    };
-    say!("own log     {own_log}");
+    match &s.follows {
+        Some(node) => say!("follows     {node} (a read-only replica: writes go to that node)"),
+        None => {
+            let own_log = match s.own_log.as_str() {
+                "confirmed" => "confirmed by peers; writes accepted",
+                "waiting" => "checking with peers before accepting writes",
+                "stuck" => "no peer reachable to confirm it; writes refused (see p2p.start_unconfirmed)",
+                "unconfirmed" => "no peer reachable; writes accepted unconfirmed (p2p.start_unconfirmed)",
+                other => other,
+            };
+            say!("own log     {own_log}");
+        }
+    }
     say!("digest      {} (identical at {} peer(s))", s.digest, s.in_sync_with.len());
     if s.refused_connections > 0 {
         say!("refused     {} connection(s) from peers not in the manifest", s.refused_connections);

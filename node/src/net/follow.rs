@@ -114,6 +114,8 @@ struct Node {
     epoch: Option<(u64, [u8; 32])>,
     /// Since when its answers have been coming (unix ms); `None` while it cannot be reached.
     reachable_since: Option<u64>,
+    /// Whether the current stretch of failures was logged (once per stretch, not per retry).
+    warned: bool,
     received: u64,
     rejects: u64,
 }
@@ -223,11 +225,14 @@ impl Follower {
                 if self.node.reachable_since.is_none() {
                     tracing::info!(node = %self.upstream.url, "member node reachable");
                     self.node.reachable_since = Some(now_ms());
+                    self.node.warned = false;
                 }
                 self.on_response(fetch, response);
             }
             Command::Upstream(fetch, Err(error)) => {
-                if self.node.reachable_since.take().is_some() || fetch.is_none() {
+                self.node.reachable_since = None;
+                if !self.node.warned {
+                    self.node.warned = true;
                     tracing::warn!(node = %self.upstream.url, %error, "member node not answering; asking again every second");
                 }
                 match fetch {

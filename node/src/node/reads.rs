@@ -155,6 +155,7 @@ impl NodeHandle {
             .into(),
             in_sync_with: Vec::new(),
             refused_connections: 0,
+            follows: self.follows().map(str::to_owned),
         }
     }
 }

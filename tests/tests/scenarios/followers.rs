@@ -43,6 +43,8 @@ async fn a_follower_replicates_its_member_node_serves_matching_and_refuses_write
     .expect("follower caught up");
     let ready = follower.call("GET", "/readyz", None, None).await;
     assert_eq!((ready.status, ready.body["ready"].as_bool()), (200, Some(true)), "{ready:?}");
+    assert_eq!(follower.status().await.follows, Some(member.rpc()), "status says whom it follows");
+    assert_eq!(member.status().await.follows, None);
 
     let found = hits(&follower, &[md5(1), md5(2)]).await;
     assert_eq!(found.len(), 2, "{found:?}");
@@ -173,4 +175,58 @@ async fn a_followers_matches_are_published_in_its_members_counters() {
 
 async fn matches(node: &TestNode) -> u64 {
     node.handle().stats(&Default::default()).expect("stats").totals.iter().map(|c| c.matches).sum()
+}
+
+/// Posts `body` to `/v1/sync` at `rpc`: status and raw body.
+fn sync_call(
+    rpc: &str,
+    query: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut request = agent.post(format!("{rpc}/v1/sync{query}")).header("Content-Type", content_type);
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut response = request.send(&body[..]).expect("RPC reachable");
+    (response.status().as_u16(), response.body_mut().read_to_vec().unwrap_or_default())
+}
+
+/// `POST /v1/sync`, what followers call: a heads request with `after` (the clock the caller
+/// saw) is answered once the clock moves on, with the new clock; wrong requests get a 4xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_endpoint_long_polls_heads_and_refuses_bad_requests() {
+    use hashmesh_node::sync::{SyncRequest, SyncResponse, digest};
+    let net = TestNet::new(1).await.expect("testnet");
+    let node = &net.nodes[0];
+    let heads = cbor4ii::serde::to_vec(Vec::new(), &SyncRequest::Heads).expect("encodes");
+    let seen = node.status().await.digest;
+    let (rpc, token, body) = (node.rpc(), node.matcher.clone(), heads.clone());
+    let query = format!("?after={seen}");
+    let poll =
+        tokio::task::spawn_blocking(move || sync_call(&rpc, &query, Some(&token), "application/cbor", body));
+    node.submit(&[&md5(9)], "csam").await;
+    let (status, bytes) = poll.await.expect("poll");
+    assert_eq!(status, 200);
+    let Ok(SyncResponse::Heads { clock, .. }) = cbor4ii::serde::from_slice::<SyncResponse>(&bytes) else {
+        panic!("not a heads answer: {bytes:?}");
+    };
+    assert_ne!(hex::encode(digest(&clock)), seen, "answered with the clock after the write");
+    assert_eq!(clock.get(&node.member).map(|c| c.seq), Some(1));
+
+    let rpc = node.rpc();
+    let token = node.matcher.clone();
+    let calls = tokio::task::spawn_blocking(move || {
+        [
+            sync_call(&rpc, "", None, "application/cbor", heads.clone()).0,
+            sync_call(&rpc, "", Some(&token), "application/json", b"\"Heads\"".to_vec()).0,
+            sync_call(&rpc, "", Some(&token), "application/cbor", b"\xff\x00garbage".to_vec()).0,
+            sync_call(&rpc, "?after=xyz", Some(&token), "application/cbor", heads).0,
+        ]
+    })
+    .await
+    .expect("calls");
+    assert_eq!(calls, [401, 415, 400, 400], "no token, not CBOR, not a request, not a digest");
 }
