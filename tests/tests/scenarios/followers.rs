@@ -178,19 +178,13 @@ async fn matches(node: &TestNode) -> u64 {
 }
 
 /// Posts `body` to `/v1/sync` at `rpc`: status and raw body.
-fn sync_call(
-    rpc: &str,
-    query: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>) {
+fn sync_call(rpc: &str, query: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
     let mut request = agent.post(format!("{rpc}/v1/sync{query}")).header("Content-Type", content_type);
     if let Some(t) = token {
         request = request.header("Authorization", format!("Bearer {t}"));
     }
-    let mut response = request.send(&body[..]).expect("RPC reachable");
+    let mut response = request.send(body).expect("RPC reachable");
     (response.status().as_u16(), response.body_mut().read_to_vec().unwrap_or_default())
 }
 
@@ -206,7 +200,7 @@ async fn the_sync_endpoint_long_polls_heads_and_refuses_bad_requests() {
     let (rpc, token, body) = (node.rpc(), node.matcher.clone(), heads.clone());
     let query = format!("?after={seen}");
     let poll =
-        tokio::task::spawn_blocking(move || sync_call(&rpc, &query, Some(&token), "application/cbor", body));
+        tokio::task::spawn_blocking(move || sync_call(&rpc, &query, Some(&token), "application/cbor", &body));
     node.submit(&[&md5(9)], "csam").await;
     let (status, bytes) = poll.await.expect("poll");
     assert_eq!(status, 200);
@@ -220,10 +214,10 @@ async fn the_sync_endpoint_long_polls_heads_and_refuses_bad_requests() {
     let token = node.matcher.clone();
     let calls = tokio::task::spawn_blocking(move || {
         [
-            sync_call(&rpc, "", None, "application/cbor", heads.clone()).0,
-            sync_call(&rpc, "", Some(&token), "application/json", b"\"Heads\"".to_vec()).0,
-            sync_call(&rpc, "", Some(&token), "application/cbor", b"\xff\x00garbage".to_vec()).0,
-            sync_call(&rpc, "?after=xyz", Some(&token), "application/cbor", heads).0,
+            sync_call(&rpc, "", None, "application/cbor", &heads).0,
+            sync_call(&rpc, "", Some(&token), "application/json", b"\"Heads\"").0,
+            sync_call(&rpc, "", Some(&token), "application/cbor", b"\xff\x00garbage").0,
+            sync_call(&rpc, "?after=xyz", Some(&token), "application/cbor", &heads).0,
         ]
     })
     .await
