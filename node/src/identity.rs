@@ -45,17 +45,10 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
     file.sync_all().map_err(io)
 }
 
-/// Reads the key at `path`, warning if others can read it.
+/// Reads the key at `path` (a node checks its mode first: `files.rs`).
 pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_owned(), source })?;
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "key file is readable by others: chmod 600 it");
-        }
-    }
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).map_err(|_| KeyError::Malformed(path.to_owned()))?;
     Ok(SigningKey::from_bytes(&secret))

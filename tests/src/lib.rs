@@ -109,6 +109,8 @@ impl TestNode {
         anyhow::ensure!(self.node.is_none(), "stop {} before copying its data dir", self.name);
         let dir = tempfile::tempdir()?;
         copy_dir(self.dir.path(), dir.path())?;
+        // A copy made as an operator would (`cp -a`): as private as the original.
+        std::fs::set_permissions(dir.path(), std::fs::metadata(self.dir.path())?.permissions())?;
         Ok(TestNode {
             dir,
             node: None,

@@ -332,23 +332,16 @@ fn report_init(
 
 async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
-    if args.follow.is_some() && !dir.join(CONFIG_FILE).exists() {
-        anyhow::bail!(
-            "{} is not a data dir yet: a follower's is made from the federation's manifest, with `hashmesh init --data-dir {} --manifest MANIFEST`",
-            dir.display(),
-            dir.display()
-        );
-    }
     if !dir.join(CONFIG_FILE).exists() {
-        let done = init(
-            dir,
-            InitOptions {
-                manifest: ManifestSource::Genesis { federation: "local".into(), name: "member-1".into() },
-                key: None,
-                config: Config::default(),
-            },
-        )?;
-        report_init(dir, &done, &Config::default().p2p.listen, None, false);
+        let d = dir.display();
+        match &args.follow {
+            Some(node) => anyhow::bail!(
+                "{d} is not a node's data dir (it has no {CONFIG_FILE}): make a follower's with `hashmesh init --data-dir {d} --manifest MANIFEST --follow {node}`"
+            ),
+            None => anyhow::bail!(
+                "{d} is not a node's data dir (it has no {CONFIG_FILE}): make one with `hashmesh init --data-dir {d}` (with --key and --manifest to join a federation), or try a local federation with `hashmesh devnet`"
+            ),
+        }
     }
     let mut config = Config::load(dir)?;
     if let Some(listen) = args.rpc_listen {
@@ -361,6 +354,11 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
         config.follow.token = token;
     }
     config.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.fix_permissions {
+        for path in crate::files::check(dir, &config, true)? {
+            say!("narrowed the mode of {}", path.display());
+        }
+    }
     let node = crate::RunningNode::start(dir, config).await?;
     match node.handle().follows() {
         Some(member) => say!(

@@ -75,6 +75,13 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
         other => other,
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    // Made here or by the operator (mkdir, a temp dir), it holds the key: only its user may in.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data dir {} private (0700)", dir.display()))?;
+    }
     let mut config = options.config;
     let key_path = dir.join(&config.key_file);
     let key = match options.key {
@@ -103,7 +110,7 @@ pub fn init(dir: &Path, options: InitOptions) -> anyhow::Result<Initialised> {
         &dir.join(TOKENS_FILE),
         &tokens.iter().map(|t| format!("{}={}\n", t.name, t.token)).collect::<String>(),
     )?;
-    std::fs::write(dir.join(CONFIG_FILE), config.to_toml()).context("cannot write config.toml")?;
+    write_private(&dir.join(CONFIG_FILE), &config.to_toml())?;
     Ok(Initialised { member, in_manifest: manifest.is_member(&member), tokens })
 }
 

@@ -54,7 +54,7 @@ pub struct Cli {
 pub enum Command {
     /// Create a data dir: member key (0600), config with RPC tokens, and a manifest.
     Init(InitArgs),
-    /// Run a node from its data dir (created with defaults on first run).
+    /// Run a node from its data dir (made by `hashmesh init`).
     Run(RunArgs),
     /// Make a member key file (0600) and print the member key and peer id to send to the
     /// federation, which lists them in its manifest; then `init --key FILE --manifest …`.
@@ -221,9 +221,13 @@ pub struct InitArgs {
 /// `hashmesh run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The node's data dir; created with defaults if it does not exist.
+    /// The node's data dir, made by `hashmesh init`.
     #[arg(long, env = "HASHMESH_DATA_DIR", default_value = "hashmesh-data")]
     pub data_dir: PathBuf,
+    /// Narrow the modes of the data dir and its private files (member key, config.toml,
+    /// rpc-tokens) to the node's user before starting, instead of refusing to start.
+    #[arg(long)]
+    pub fix_permissions: bool,
     /// Override the RPC listen address from config.toml.
     #[arg(long)]
     pub rpc_listen: Option<std::net::SocketAddr>,

@@ -40,6 +40,9 @@ pub enum StartError {
     /// The key could not be read.
     #[error(transparent)]
     Key(#[from] identity::KeyError),
+    /// A private file of the data dir is open to others.
+    #[error(transparent)]
+    FileModes(#[from] crate::files::FileModeError),
     /// The manifest could not be read.
     #[error("cannot read the manifest {path}: {message}")]
     Manifest {
@@ -180,6 +183,7 @@ impl RunningNode {
     /// Opens the data dir and starts the node: the replica and its writer, then the network
     /// that replicates it, then the RPC that serves both — each built once, in that order.
     pub async fn start(data_dir: &Path, config: Config) -> Result<Self, StartError> {
+        crate::files::check(data_dir, &config, false)?;
         let key = identity::load(&data_dir.join(&config.key_file))?;
         let genesis = read_manifest(&data_dir.join(&config.manifest))?;
         let me = MemberId::from_key(&key.verifying_key());

@@ -12,6 +12,7 @@ fn run_logs_one_json_object_per_line_when_asked() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for (flag, env) in [(Some("json"), None), (None, Some("json"))] {
         let dir = tmp.path().join(format!("node-{}", flag.is_some()));
+        super::init_node(&dir);
         let mut command = Command::new(BIN);
         command.args(["run", "--rpc-listen", "127.0.0.1:0", "--data-dir"]).arg(&dir);
         if let Some(format) = flag {
@@ -94,6 +95,58 @@ fn devnet_prints_its_banner_after_the_start_up_logs() {
     let last_log = text.rfind("own log confirmed").expect("confirmed");
     assert!(last_log < banner, "the banner comes after the start-up logs: {text}");
     assert!(!text.contains("still connecting"), "{text}");
+}
+
+/// `run` starts only from a data dir `init` made, and only while its private files are
+/// private: a missing data dir and a key others can read are refused with what to run;
+/// `--fix-permissions` narrows the modes and starts.
+#[test]
+fn run_refuses_a_missing_data_dir_and_files_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    let refused = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["run", "--rpc-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = refused(&[]);
+    assert!(said.contains("is not a node's data dir") && said.contains("hashmesh init --data-dir"), "{said}");
+    assert!(!dir.exists(), "nothing was made");
+    let said = refused(&["--follow", "http://127.0.0.1:9"]);
+    assert!(said.contains("--follow http://127.0.0.1:9"), "{said}");
+
+    super::init_node(&dir);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "init makes the data dir private");
+    for file in ["member.key", "config.toml", "rpc-tokens"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    let key = dir.join("member.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let said = refused(&[]);
+    assert!(said.contains("mode 0644") && said.contains(&format!("chmod 600 {}", key.display())), "{said}");
+
+    let mut child = Command::new(BIN)
+        .args(["run", "--fix-permissions", "--rpc-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let started = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("RPC on"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "started once the mode was fixed");
+    assert_eq!(mode(&key), 0o600);
 }
 
 /// `completions` prints a script each shell loads, naming the verbs and their flags.
