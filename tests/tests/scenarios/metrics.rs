@@ -1,0 +1,61 @@
+//! `/metrics` as Prometheus scrapes it: strictly parseable OpenMetrics text, named by the
+//! conventions.
+
+use hashmesh_tests::{TestNet, wait_until};
+
+fn md5(n: u32) -> String {
+    format!("md5:{n:032x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_node_serves_build_info_and_its_state() {
+    let net = TestNet::new(2).await.expect("testnet");
+    let node = &net.nodes[0];
+    let version = env!("CARGO_PKG_VERSION");
+    let m = node.scrape().await;
+    let build = [("version", version), ("federation", "testnet"), ("role", "member")];
+    assert_eq!(m.value("hashmesh_build_info", &build), Some(1.0), "{m:#?}");
+    assert_eq!(m.value("hashmesh_peers_connected", &[]), Some(1.0));
+    assert_eq!(m.value("hashmesh_own_log_state", &[("state", "confirmed")]), Some(1.0));
+    // The conventions: a counter family is named without `_total` (the parser checked that its
+    // samples have it), and every histogram of ours carries its unit.
+    for family in &m.families {
+        assert!(!family.name.ends_with("_total"), "{}", family.name);
+        if family.name.starts_with("hashmesh_") && family.kind == "histogram" {
+            assert!(family.unit.as_deref().is_some_and(|u| family.name.ends_with(u)), "{family:?}");
+        }
+    }
+    net.shutdown().await;
+}
+
+/// Member names are free text in the manifest; as a label value each must come out escaped,
+/// or one odd name would make every scrape of the node fail to parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_name_with_quotes_backslashes_and_a_newline_stays_one_label() {
+    let odd = "o\"dd\\name\nline";
+    let net = TestNet::named(&["plain", odd]).await.expect("testnet");
+    let text = net.nodes[0].metrics().await;
+    assert!(text.contains("member=\"o\\\"dd\\\\name\\nline\""), "{text}");
+    let m = net.nodes[0].scrape().await;
+    assert_eq!(m.value("hashmesh_peer_records_received_total", &[("member", odd)]), Some(0.0), "{m:#?}");
+    assert_eq!(m.value("hashmesh_peer_rejects_total", &[("member", odd)]), Some(0.0));
+    net.shutdown().await;
+}
+
+/// A follower has no swarm, and still serves the node's families.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_metrics() {
+    let net = TestNet::new(1).await.expect("testnet");
+    net.nodes[0].submit(&[&md5(1)], "csam").await;
+    let follower = net.follower(0).await.expect("follower");
+    wait_until("the follower to hold the entry", || async {
+        follower.scrape().await.value("hashmesh_records", &[]) == Some(1.0)
+    })
+    .await
+    .expect("replicated");
+    let m = follower.scrape().await;
+    assert_eq!(m.value("hashmesh_build_info", &[("role", "follower")]), Some(1.0), "{m:#?}");
+    assert_eq!(m.value("hashmesh_peers_connected", &[]), Some(1.0), "its member node");
+    assert!(m.value("hashmesh_peer_records_received_total", &[]).is_some_and(|n| n >= 1.0), "{m:#?}");
+    net.shutdown().await;
+}
