@@ -9,6 +9,7 @@
 //! | `hashmesh_build_info` | set once at start: version, federation, role |
 //! | `hashmesh_records`, `_entries`, `_buffered_records`, `_equivocators`, `_epoch`, `_pending_proposals`, `_own_log_state` | read from the replica's view at each scrape ([`state::ReplicaState`]) |
 //! | `hashmesh_peers_*`, `hashmesh_refused_connections_total`, `hashmesh_peer_*_total` | asked of the network task by each scrape ([`state::NetState`]) |
+//! | `hashmesh_match_*_total` | counted by `NodeHandle::match_and_act`, once per match request ([`matching`]) |
 //!
 //! State is never copied into a gauge to be kept up to date: a scrape reads it where it lives
 //! (a collector can not wait, so the handler asks the network task first and hands its answer
@@ -17,12 +18,14 @@
 //! (`_seconds`), label values are escaped. `docs/metrics.md` is generated from this registry
 //! ([`reference`]), so it lists exactly what a node serves.
 
+pub mod matching;
 pub mod state;
 
 use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 pub use prometheus_client::registry::Registry;
@@ -61,6 +64,8 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     net: Arc<Mutex<NetState>>,
+    /// Match requests, fingerprints and hits.
+    pub matching: matching::MatchMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -95,7 +100,8 @@ impl Metrics {
         );
         hashmesh.register_collector(Box::new(state::ReplicaCollector::new(read_replica)));
         hashmesh.register_collector(Box::new(state::NetCollector(Arc::clone(&net))));
-        Self { registry, net }
+        let matching = matching::MatchMetrics::new(hashmesh);
+        Self { registry, net, matching }
     }
 
     /// The exposition: every family, with the network's state as `net` (asked of the network
@@ -106,6 +112,21 @@ impl Metrics {
         encode_registry(&mut out, &self.registry)?;
         encode_eof(&mut out)?;
         Ok(out)
+    }
+}
+
+/// A family encoded even while it has no series yet, so a scrape (and `docs/metrics.md`)
+/// shows it from the start; `prometheus-client` leaves out empty families otherwise.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Listed<M>(pub(crate) M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
     }
 }
 

@@ -38,7 +38,7 @@ fn types(text: &str) -> Vec<(&str, &str)> {
 fn counters_end_in_total_and_units_end_the_name() {
     let text = exposition(NetState { peers: vec![peer("p1", Some("b"), 3)], refused_connections: 2 });
     let families = types(&text);
-    assert!(families.len() >= 14, "{text}");
+    assert!(families.len() >= 18, "{text}");
     for (name, kind) in &families {
         let samples: Vec<&str> = text
             .lines()
@@ -92,13 +92,26 @@ fn label_values_are_escaped_so_each_sample_stays_one_line() {
 }
 
 #[test]
+fn families_without_series_yet_are_still_described() {
+    let text = exposition(NetState::default());
+    for family in ["hashmesh_match_fingerprints", "hashmesh_match_hits"] {
+        assert!(text.contains(&format!("\n# HELP {family} ")), "{family} in\n{text}");
+    }
+    // Every answer starts at 0, so rates over each are defined before its first request.
+    for answer in ["remove", "review", "none", "miss"] {
+        assert!(
+            text.contains(&format!("\nhashmesh_match_requests_total{{answer=\"{answer}\"}} 0\n")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn the_metrics_reference_is_generated_from_the_registry() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md");
     let want = reference();
     assert!(
-        want.contains(
-            "| `hashmesh_refused_connections` | counter |  | `hashmesh_refused_connections_total` |"
-        ),
+        want.contains("| `hashmesh_match_requests` | counter |  | `hashmesh_match_requests_total` |"),
         "{want}"
     );
     if std::env::var_os("HASHMESH_BLESS").is_some() {

@@ -1,7 +1,8 @@
 //! `/metrics` as Prometheus scrapes it: strictly parseable OpenMetrics text, named by the
-//! conventions.
+//! conventions, with counters that move when the node serves.
 
 use hashmesh_tests::{TestNet, wait_until};
+use serde_json::json;
 
 fn md5(n: u32) -> String {
     format!("md5:{n:032x}")
@@ -25,6 +26,33 @@ async fn a_member_node_serves_build_info_and_its_state() {
             assert!(family.unit.as_deref().is_some_and(|u| family.name.ends_with(u)), "{family:?}");
         }
     }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_requests_are_counted_by_answer() {
+    let net = TestNet::new(1).await.expect("testnet");
+    let node = &net.nodes[0];
+    node.submit(&[&md5(1)], "csam").await;
+    let before = node.scrape().await;
+    let answer = |a: &'static str| [("answer", a)];
+    assert_eq!(before.value("hashmesh_match_requests_total", &answer("review")), Some(0.0));
+
+    let ask = |hashes: Vec<String>| {
+        node.call("POST", "/v1/match/hashes", Some(&node.matcher), Some(json!({ "hashes": hashes })))
+    };
+    // A lone member's entry stays pending: a hit asks for review.
+    assert_eq!(ask(vec![md5(1), md5(2)]).await.status, 200);
+    assert_eq!(ask(vec![md5(3)]).await.status, 200);
+    // Refused before matching: not a match request.
+    assert_eq!(ask(vec![]).await.status, 422);
+
+    let m = node.scrape().await;
+    assert_eq!(m.value("hashmesh_match_requests_total", &answer("review")), Some(1.0), "{m:#?}");
+    assert_eq!(m.value("hashmesh_match_requests_total", &answer("miss")), Some(1.0));
+    assert_eq!(m.value("hashmesh_match_requests_total", &answer("remove")), Some(0.0));
+    assert_eq!(m.value("hashmesh_match_fingerprints_total", &[("kind", "md5")]), Some(3.0));
+    assert_eq!(m.value("hashmesh_match_hits_total", &[("kind", "md5"), ("action", "review")]), Some(1.0));
     net.shutdown().await;
 }
 
