@@ -10,6 +10,7 @@
 //! | `hashmesh_records`, `_entries`, `_buffered_records`, `_equivocators`, `_epoch`, `_pending_proposals`, `_own_log_state` | read from the replica's view at each scrape ([`state::ReplicaState`]) |
 //! | `hashmesh_peers_*`, `hashmesh_refused_connections_total`, `hashmesh_peer_*_total` | asked of the network task by each scrape ([`state::NetState`]) |
 //! | `hashmesh_match_*_total` | counted by `NodeHandle::match_and_act`, once per match request ([`matching`]) |
+//! | `hashmesh_rpc_*` | counted by the RPC's middleware ([`rpc`]) |
 //!
 //! State is never copied into a gauge to be kept up to date: a scrape reads it where it lives
 //! (a collector can not wait, so the handler asks the network task first and hands its answer
@@ -19,6 +20,7 @@
 //! ([`reference`]), so it lists exactly what a node serves.
 
 pub mod matching;
+pub mod rpc;
 pub mod state;
 
 use std::sync::{Arc, Mutex};
@@ -66,6 +68,8 @@ pub struct Metrics {
     net: Arc<Mutex<NetState>>,
     /// Match requests, fingerprints and hits.
     pub matching: matching::MatchMetrics,
+    /// RPC requests and their latency.
+    pub rpc: rpc::RpcMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,7 +105,8 @@ impl Metrics {
         hashmesh.register_collector(Box::new(state::ReplicaCollector::new(read_replica)));
         hashmesh.register_collector(Box::new(state::NetCollector(Arc::clone(&net))));
         let matching = matching::MatchMetrics::new(hashmesh);
-        Self { registry, net, matching }
+        let rpc = rpc::RpcMetrics::new(hashmesh);
+        Self { registry, net, matching, rpc }
     }
 
     /// The exposition: every family, with the network's state as `net` (asked of the network

@@ -30,7 +30,7 @@ async fn a_member_node_serves_build_info_and_its_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn match_requests_are_counted_by_answer() {
+async fn match_requests_are_counted_by_answer_and_rpc_requests_by_route_and_status() {
     let net = TestNet::new(1).await.expect("testnet");
     let node = &net.nodes[0];
     node.submit(&[&md5(1)], "csam").await;
@@ -44,8 +44,8 @@ async fn match_requests_are_counted_by_answer() {
     // A lone member's entry stays pending: a hit asks for review.
     assert_eq!(ask(vec![md5(1), md5(2)]).await.status, 200);
     assert_eq!(ask(vec![md5(3)]).await.status, 200);
-    // Refused before matching: not a match request.
     assert_eq!(ask(vec![]).await.status, 422);
+    assert_eq!(node.call("GET", "/v1/nowhere", Some(&node.matcher), None).await.status, 404);
 
     let m = node.scrape().await;
     assert_eq!(m.value("hashmesh_match_requests_total", &answer("review")), Some(1.0), "{m:#?}");
@@ -53,6 +53,19 @@ async fn match_requests_are_counted_by_answer() {
     assert_eq!(m.value("hashmesh_match_requests_total", &answer("remove")), Some(0.0));
     assert_eq!(m.value("hashmesh_match_fingerprints_total", &[("kind", "md5")]), Some(3.0));
     assert_eq!(m.value("hashmesh_match_hits_total", &[("kind", "md5"), ("action", "review")]), Some(1.0));
+    let route =
+        |status: &'static str| [("method", "POST"), ("route", "/v1/match/hashes"), ("status", status)];
+    assert_eq!(m.value("hashmesh_rpc_requests_total", &route("2xx")), Some(2.0));
+    assert_eq!(m.value("hashmesh_rpc_requests_total", &route("4xx")), Some(1.0));
+    // A path no route has is one series, whatever the path.
+    let unmatched = [("method", "GET"), ("route", "unmatched"), ("status", "4xx")];
+    assert_eq!(m.value("hashmesh_rpc_requests_total", &unmatched), Some(1.0));
+    let timed = [("method", "POST"), ("route", "/v1/match/hashes")];
+    assert_eq!(m.value("hashmesh_rpc_request_duration_seconds_count", &timed), Some(3.0));
+    assert_eq!(
+        m.value("hashmesh_rpc_request_duration_seconds_bucket", &[timed[0], timed[1], ("le", "+Inf")]),
+        Some(3.0)
+    );
     net.shutdown().await;
 }
 
