@@ -1,8 +1,9 @@
 //! The node's Prometheus metrics, served by `GET /metrics` in the OpenMetrics text format
 //! through `prometheus-client`.
 //!
-//! One [`Registry`] is built at start ([`Metrics::new`]) and does not change afterwards.
-//! What each family holds and where its value comes from:
+//! One [`Registry`] is built at start ([`Metrics::new`], then a member node's network adds
+//! libp2p's families to it) and does not change afterwards. What each family holds and where
+//! its value comes from:
 //!
 //! | families | where the value comes from |
 //! |---|---|
@@ -11,6 +12,7 @@
 //! | `hashmesh_peers_*`, `hashmesh_refused_connections_total`, `hashmesh_peer_*_total` | asked of the network task by each scrape ([`state::NetState`]) |
 //! | `hashmesh_match_*_total` | counted by `NodeHandle::match_and_act`, once per match request ([`matching`]) |
 //! | `hashmesh_rpc_*` | counted by the RPC's middleware ([`rpc`]) |
+//! | `libp2p_*` | libp2p-metrics and gossipsub, from the swarm's events: member nodes only |
 //!
 //! State is never copied into a gauge to be kept up to date: a scrape reads it where it lives
 //! (a collector can not wait, so the handler asks the network task first and hands its answer
@@ -80,7 +82,8 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// The node's families under `hashmesh_`: `read_replica` is called at each scrape for the
-    /// replica's gauges.
+    /// replica's gauges. A member node's network then adds libp2p's through
+    /// [`Metrics::registry_mut`].
     pub fn new(
         federation: &str,
         role: Role,
@@ -107,6 +110,11 @@ impl Metrics {
         let matching = matching::MatchMetrics::new(hashmesh);
         let rpc = rpc::RpcMetrics::new(hashmesh);
         Self { registry, net, matching, rpc }
+    }
+
+    /// The registry, while the node is being built (libp2p registers its families here).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// The exposition: every family, with the network's state as `net` (asked of the network
@@ -178,6 +186,13 @@ pub fn reference() -> String {
         };
         out.push_str(&format!("| `{name}` | {kind} | {unit} | {samples} | {help} |\n"));
     }
+    out.push_str(
+        "\nA member node also serves libp2p's own families: `libp2p_swarm_*` (connections, dials, \
+         listeners), `libp2p_identify_*`, `libp2p_ping_*`, `libp2p_bandwidth_bytes_total` and \
+         `libp2p_gossipsub_*` (mesh, topics, messages by validation result). Their names and help \
+         are those of libp2p-metrics and libp2p-gossipsub; each appears once its first event is \
+         recorded. A follower has no libp2p network and serves none of them.\n",
+    );
     out
 }
 

@@ -142,7 +142,7 @@ pub(crate) struct Shared {
     pub(crate) hashing: tokio::sync::Semaphore,
     /// Set once this node has caught up with a peer (see `ready.rs`); never cleared.
     caught_up: std::sync::atomic::AtomicBool,
-    /// The metrics registry, built once at start.
+    /// The metrics registry, complete once the network has added libp2p's families.
     pub(crate) metrics: metrics::Metrics,
 }
 
@@ -227,7 +227,7 @@ impl RunningNode {
         });
         let (own_log_tx, own_log) = watch::channel(engine.own_log());
         let role = if follows.is_some() { metrics::Role::Follower } else { metrics::Role::Member };
-        let metrics = {
+        let mut metrics = {
             let (replica, own_log) = (replica.clone(), own_log.clone());
             metrics::Metrics::new(&manifest.name, role, move || {
                 metrics::ReplicaState::read(&replica, *own_log.borrow())
@@ -253,7 +253,9 @@ impl RunningNode {
                     engine,
                     own_log: own_log_tx,
                 };
-                let started = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
+                let started = span.in_scope(|| {
+                    net::spawn(replica.clone(), settings, metrics.registry_mut(), cancel.clone())
+                })?;
                 tracing::info!(peer_id = %started.0.peer_id(), "network started");
                 started
             }

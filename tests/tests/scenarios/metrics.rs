@@ -9,7 +9,7 @@ fn md5(n: u32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_node_serves_build_info_and_its_state() {
+async fn a_member_node_serves_build_info_its_state_and_libp2p_families() {
     let net = TestNet::new(2).await.expect("testnet");
     let node = &net.nodes[0];
     let version = env!("CARGO_PKG_VERSION");
@@ -26,6 +26,16 @@ async fn a_member_node_serves_build_info_and_its_state() {
             assert!(family.unit.as_deref().is_some_and(|u| family.name.ends_with(u)), "{family:?}");
         }
     }
+    // libp2p's own families, from the swarm's and the protocols' events.
+    assert!(m.sum("libp2p_swarm_connections_established_total") >= 1.0, "{m:#?}");
+    for prefix in ["libp2p_swarm_", "libp2p_identify_", "libp2p_gossipsub_", "libp2p_bandwidth_"] {
+        assert!(m.families.iter().any(|f| f.name.starts_with(prefix)), "no {prefix}* family");
+    }
+    assert_eq!(
+        m.value("libp2p_gossipsub_topic_subscription_status", &[("hash", "hashmesh/testnet/records/1")]),
+        Some(1.0),
+        "subscribed to the records topic"
+    );
     net.shutdown().await;
 }
 
@@ -83,9 +93,9 @@ async fn a_member_name_with_quotes_backslashes_and_a_newline_stays_one_label() {
     net.shutdown().await;
 }
 
-/// A follower has no swarm, and still serves the node's families.
+/// A follower has no swarm: it serves the node's own families and none of libp2p's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_serves_metrics() {
+async fn a_follower_serves_metrics_without_libp2p_families() {
     let net = TestNet::new(1).await.expect("testnet");
     net.nodes[0].submit(&[&md5(1)], "csam").await;
     let follower = net.follower(0).await.expect("follower");
@@ -98,5 +108,6 @@ async fn a_follower_serves_metrics() {
     assert_eq!(m.value("hashmesh_build_info", &[("role", "follower")]), Some(1.0), "{m:#?}");
     assert_eq!(m.value("hashmesh_peers_connected", &[]), Some(1.0), "its member node");
     assert!(m.value("hashmesh_peer_records_received_total", &[]).is_some_and(|n| n >= 1.0), "{m:#?}");
+    assert!(m.families.iter().all(|f| !f.name.starts_with("libp2p_")), "{m:#?}");
     net.shutdown().await;
 }
