@@ -15,7 +15,7 @@
 //! | `libp2p_*` | libp2p-metrics and gossipsub, from the swarm's events: member nodes only |
 //!
 //! State is never copied into a gauge to be kept up to date: a scrape reads it where it lives
-//! (a collector can not wait, so the handler asks the network task first and hands its answer
+//! (a collector cannot wait, so the handler asks the network task first and hands its answer
 //! to the collector just before encoding). Names follow Prometheus' conventions, which the
 //! crate applies: counters get `_total`, a family registered with a unit gets it as a suffix
 //! (`_seconds`), label values are escaped. `docs/metrics.md` is generated from this registry
@@ -118,7 +118,8 @@ impl Metrics {
     }
 
     /// The exposition: every family, with the network's state as `net` (asked of the network
-    /// task just before).
+    /// task just before). Two scrapes at once may encode each other's `net`, one that is at
+    /// most as old as the slower scrape; a scrape reads it once, so its families agree.
     pub fn encode(&self, net: NetState) -> Result<String, std::fmt::Error> {
         *self.net.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = net;
         let mut out = String::new();
