@@ -14,6 +14,7 @@ pub mod hashers;
 pub mod identity;
 pub mod index;
 pub mod lists;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod replica;

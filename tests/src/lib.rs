@@ -3,6 +3,7 @@
 //! offers an HTTP client and condition waits with timeouts. Scenarios live in
 //! `tests/scenarios/`.
 
+pub mod exposition;
 pub mod load;
 pub mod receiver;
 pub mod rogue;
@@ -129,6 +130,14 @@ impl TestNode {
         Ok(())
     }
 
+    /// The node's `/metrics`, read with its matcher token and parsed strictly (a test fails
+    /// on any line a scraper would refuse).
+    pub async fn scrape(&self) -> exposition::Exposition {
+        let text = self.metrics().await;
+        exposition::parse(&text)
+            .unwrap_or_else(|e| panic!("{}'s /metrics does not parse: {e:#}\n{text}", self.name))
+    }
+
     /// The node's `/metrics` text, read with its matcher token.
     pub async fn metrics(&self) -> String {
         let url = format!("{}/metrics", self.rpc());
@@ -237,16 +246,26 @@ pub fn seeded_key(i: usize) -> SigningKey {
 impl TestNet {
     /// Creates and starts `n` member nodes of one federation.
     pub async fn new(n: usize) -> anyhow::Result<Self> {
-        Self::create(0..n, Vec::new()).await
+        Self::create(0..n, &[], Vec::new()).await
+    }
+
+    /// Like [`TestNet::new`], one member node for each of `names` (member names may hold any
+    /// text: quotes, backslashes, newlines).
+    pub async fn named(names: &[&str]) -> anyhow::Result<Self> {
+        Self::create(0..names.len(), names, Vec::new()).await
     }
 
     /// A one-node "federation" of a non-member (key index 1000) whose own manifest also lists
     /// `trusted`, so it will try to connect to them.
     pub async fn outsider(trusted: Vec<MemberInfo>) -> anyhow::Result<Self> {
-        Self::create(1000..1001, trusted).await
+        Self::create(1000..1001, &[], trusted).await
     }
 
-    async fn create(key_indexes: std::ops::Range<usize>, extra: Vec<MemberInfo>) -> anyhow::Result<Self> {
+    async fn create(
+        key_indexes: std::ops::Range<usize>,
+        names: &[&str],
+        extra: Vec<MemberInfo>,
+    ) -> anyhow::Result<Self> {
         let keys: Vec<SigningKey> = key_indexes.clone().map(seeded_key).collect();
         let mut manifest = Manifest {
             name: "testnet".into(),
@@ -255,8 +274,9 @@ impl TestNet {
             members: keys
                 .iter()
                 .zip(key_indexes)
-                .map(|(k, i)| MemberInfo {
-                    name: format!("node{i}"),
+                .enumerate()
+                .map(|(at, (k, i))| MemberInfo {
+                    name: names.get(at).map_or_else(|| format!("node{i}"), |n| (*n).to_owned()),
                     key: MemberId::from_key(&k.verifying_key()),
                     peers: vec![hashmesh_node::identity::peer_id(k)],
                     addresses: vec![],

@@ -29,10 +29,13 @@ pub(crate) struct Behaviour {
 pub(crate) struct BehaviourError(String);
 
 impl Behaviour {
+    /// The behaviours; gossipsub records its own metrics (mesh, topics, validation results)
+    /// under `libp2p_gossipsub_` in `registry`.
     pub(crate) fn new(
         key: &identity::Keypair,
         max_peers: u32,
         request_timeout: Duration,
+        registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, BehaviourError> {
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -46,7 +49,8 @@ impl Behaviour {
             .map_err(|e| BehaviourError(e.to_string()))?;
         let gossip =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
-                .map_err(|e| BehaviourError(e.to_string()))?;
+                .map_err(|e| BehaviourError(e.to_string()))?
+                .with_metrics(registry.sub_registry_with_prefix("libp2p_gossipsub"), gossip_metrics());
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established_per_peer(Some(2))
             .with_max_established(Some(max_peers * 2 + 8))
@@ -68,4 +72,12 @@ impl Behaviour {
             sync,
         })
     }
+}
+
+/// Gossipsub's metrics, with one score bucket at 0. Peer scoring is off (only members get in),
+/// so every peer's score is 0; the default buckets reach down to -16000, and OpenMetrics
+/// forbids a histogram's `_sum` beside negative bucket bounds, so a strict parser would refuse
+/// the whole exposition for a histogram that can only ever hold zeros.
+fn gossip_metrics() -> gossipsub::MetricsConfig {
+    gossipsub::MetricsConfig { score_buckets: vec![0.0], ..gossipsub::MetricsConfig::default() }
 }

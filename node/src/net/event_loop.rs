@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hashmesh_protocol::{Manifest, MemberId, RecordId};
+use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
@@ -52,6 +53,8 @@ pub(crate) struct EventLoop {
     serving: HashMap<PeerId, Arc<AtomicUsize>>,
     refused_connections: u64,
     manifest: watch::Receiver<Manifest>,
+    /// libp2p's swarm, identify, ping and gossipsub families, recorded from the events here.
+    metrics: libp2p::metrics::Metrics,
 }
 
 /// The replica as the engine sees it at one moment.
@@ -80,6 +83,7 @@ impl EventLoop {
     pub(crate) fn new(
         replica: ReplicaHandle,
         settings: Settings,
+        registry: &mut prometheus_client::registry::Registry,
         commands_tx: mpsc::Sender<Command>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<Self, NetError> {
@@ -89,7 +93,10 @@ impl EventLoop {
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| NetError::Build(e.to_string()))?
-            .with_behaviour(|k| Behaviour::new(k, member_peers, config.request_timeout).map_err(Box::from))
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|k| {
+                Behaviour::new(k, member_peers, config.request_timeout, registry).map_err(Box::from)
+            })
             .map_err(|e| NetError::Build(e.to_string()))?
             // Member connections are long-lived; keep them even when quiet.
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
@@ -128,6 +135,7 @@ impl EventLoop {
             pending: HashMap::new(),
             serving: HashMap::new(),
             refused_connections: 0,
+            metrics: libp2p::metrics::Metrics::new(registry),
         };
         event_loop.apply_manifest(&manifest);
         Ok(event_loop)
@@ -366,6 +374,13 @@ impl EventLoop {
     }
 
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.record(&event);
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
+            _ => {}
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");

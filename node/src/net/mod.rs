@@ -166,16 +166,18 @@ impl Client {
     }
 }
 
-/// Starts the network task, replicating `replica`.
+/// Starts the network task, replicating `replica`; libp2p's swarm, bandwidth and protocol
+/// metrics go into `registry`.
 pub fn spawn(
     replica: ReplicaHandle,
     settings: Settings,
+    registry: &mut prometheus_client::registry::Registry,
     cancel: CancellationToken,
 ) -> Result<(Client, JoinHandle<()>), NetError> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let peer_id = settings.key.public().to_peer_id();
     let client = Client { commands: tx.clone(), peer_id };
-    let event_loop = event_loop::EventLoop::new(replica, settings, tx, rx)?;
+    let event_loop = event_loop::EventLoop::new(replica, settings, registry, tx, rx)?;
     let task = tokio::spawn(tracing::Instrument::in_current_span(event_loop.run(cancel)));
     Ok((client, task))
 }

@@ -18,10 +18,12 @@ impl NodeHandle {
 
     /// Matches for the platform: like [`NodeHandle::match_computed`], and each hit is acted
     /// on — a webhook event, the entries remembered as matched by this member (so a later
-    /// status change is reported), the day's counters. Blocking (it writes the store).
+    /// status change is reported), the day's counters — and the request is counted in
+    /// `/metrics`. One call is one match request. Blocking (it writes the store).
     pub fn match_and_act(&self, queries: &[Computed]) -> Vec<MatchResult> {
         let results = self.match_computed(queries);
         self.shared.actioner.on_match(&results);
+        self.shared.metrics.matching.record(&results);
         results
     }
 

@@ -29,7 +29,7 @@ use crate::config::{Config, TokenConfig};
 use crate::replica::{AuthorError, Replica, ReplicaHandle, RunOutcome, Verified, writer};
 use crate::store::{Store, StoreError};
 use crate::sync::{Engine, EngineConfig, OwnLog};
-use crate::{identity, net, rpc};
+use crate::{identity, metrics, net, rpc};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +150,8 @@ pub(crate) struct Shared {
     pub(crate) hashing: tokio::sync::Semaphore,
     /// Set once this node has caught up with a peer (see `ready.rs`); never cleared.
     caught_up: std::sync::atomic::AtomicBool,
+    /// The metrics registry, complete once the network has added libp2p's families.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 /// A cheap-to-clone handle on a node: everything the RPC and tests may ask of it.
@@ -233,6 +235,13 @@ impl RunningNode {
             start_unconfirmed: config.p2p.start_unconfirmed,
         });
         let (own_log_tx, own_log) = watch::channel(engine.own_log());
+        let role = if follows.is_some() { metrics::Role::Follower } else { metrics::Role::Member };
+        let mut metrics = {
+            let (replica, own_log) = (replica.clone(), own_log.clone());
+            metrics::Metrics::new(&manifest.name, role, move || {
+                metrics::ReplicaState::read(&replica, *own_log.borrow())
+            })
+        };
         let (net, net_task) = match &follows {
             Some(node) => {
                 let settings = net::follow::FollowSettings {
@@ -253,7 +262,9 @@ impl RunningNode {
                     engine,
                     own_log: own_log_tx,
                 };
-                let started = span.in_scope(|| net::spawn(replica.clone(), settings, cancel.clone()))?;
+                let started = span.in_scope(|| {
+                    net::spawn(replica.clone(), settings, metrics.registry_mut(), cancel.clone())
+                })?;
                 tracing::info!(peer_id = %started.0.peer_id(), "network started");
                 started
             }
@@ -274,6 +285,7 @@ impl RunningNode {
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 ),
                 caught_up: std::sync::atomic::AtomicBool::new(false),
+                metrics,
             }),
         };
         let listener = tokio::net::TcpListener::bind(config.rpc.listen)

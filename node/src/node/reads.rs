@@ -8,7 +8,6 @@ use crate::api::{
     Alert, AlertList, EntryFilter, EntryPage, EntryView, LogHead, RawRecord, StatusView, VoteView,
 };
 use crate::replica::{EntryState, View};
-use crate::sync::OwnLog;
 
 impl NodeHandle {
     pub(super) fn entry_author(&self, id: &RecordId) -> Result<MemberId, NodeError> {
@@ -146,13 +145,7 @@ impl NodeHandle {
             digest: hex::encode(crate::sync::digest(view.clock())),
             logs,
             equivocators: view.proofs().keys().copied().collect(),
-            own_log: match self.own_log() {
-                OwnLog::Waiting => "waiting",
-                OwnLog::Confirmed => "confirmed",
-                OwnLog::Unconfirmed => "unconfirmed",
-                OwnLog::Stuck => "stuck",
-            }
-            .into(),
+            own_log: self.own_log().name().into(),
             in_sync_with: Vec::new(),
             refused_connections: 0,
             follows: self.follows().map(str::to_owned),

@@ -16,7 +16,6 @@ use crate::api::{
     RawRecord, RecordsQuery, RetractEntry, StatusView, SubmitEntry, Written,
 };
 use crate::config::Role;
-use crate::net::PeerView;
 use crate::node::action_rank;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -51,72 +50,20 @@ pub(super) async fn readyz(State(node): State<NodeHandle>) -> impl IntoResponse 
     (code, Json(readiness))
 }
 
-/// Prometheus text format: replica size, sync state and per-peer counters.
+/// The metrics registry in the OpenMetrics text format. The network's state is asked of its
+/// task here, since a collector cannot wait; the rest is read as the registry is encoded.
 pub(super) async fn metrics(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<impl IntoResponse> {
-    use std::fmt::Write;
     authorize(&node.shared, &headers, Role::Matcher)?;
-    let status = node.status().await?;
-    let peers = node.peers().await;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let net = crate::metrics::NetState {
+        peers: node.peers().await,
+        refused_connections: node.net().refused_connections().await,
     };
-    gauge("hashmesh_records", "Signed records held.", status.records as u64);
-    gauge("hashmesh_entries", "Entries held.", status.entries as u64);
-    gauge(
-        "hashmesh_buffered_records",
-        "Out-of-order records waiting for a gap to fill.",
-        status.buffered as u64,
-    );
-    gauge(
-        "hashmesh_equivocators",
-        "Authors caught signing two records at one position.",
-        status.equivocators.len() as u64,
-    );
-    gauge(
-        "hashmesh_peers_connected",
-        "Member peers connected.",
-        peers.iter().filter(|p| p.connected_since.is_some()).count() as u64,
-    );
-    gauge(
-        "hashmesh_peers_in_sync",
-        "Member peers whose replica equals ours.",
-        status.in_sync_with.len() as u64,
-    );
-    gauge("hashmesh_epoch", "Membership epoch in force.", status.epoch);
-    gauge(
-        "hashmesh_pending_proposals",
-        "Membership proposals not yet in effect.",
-        node.membership().pending.len() as u64,
-    );
-    gauge(
-        "hashmesh_refused_connections",
-        "Connections refused because the peer is not a member.",
-        status.refused_connections,
-    );
-    per_peer(
-        &mut out,
-        "hashmesh_peer_records_received",
-        "Records received from the peer and stored.",
-        &peers,
-        |p| p.records_received,
-    );
-    per_peer(&mut out, "hashmesh_peer_records_sent", "Records sent to the peer by sync.", &peers, |p| {
-        p.records_sent
-    });
-    per_peer(&mut out, "hashmesh_peer_rejects", "Invalid messages received from the peer.", &peers, |p| {
-        p.rejects
-    });
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
-}
-
-fn per_peer(out: &mut String, name: &str, help: &str, peers: &[PeerView], value: impl Fn(&PeerView) -> u64) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for p in peers {
-        let member = p.member.as_deref().unwrap_or("");
-        let _ = writeln!(out, "{name}{{peer=\"{}\",member=\"{member}\"}} {}", p.peer_id, value(p));
-    }
+    let text = node
+        .shared
+        .metrics
+        .encode(net)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed"))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text))
 }
 
 pub(super) async fn peers(State(node): State<NodeHandle>, headers: HeaderMap) -> Result<Json<PeerList>> {

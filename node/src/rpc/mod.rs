@@ -25,6 +25,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// The router, with body limit and JSON fallbacks.
 pub fn router(node: NodeHandle) -> Router {
     let limit = node.shared.max_body_bytes;
+    let metrics = node.shared.metrics.rpc.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(handlers::readyz))
@@ -59,6 +60,8 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/export", get(lists::export))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        // Last, so it wraps every route and both fallbacks and sees every answer, 413s included.
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::rpc::record))
         .with_state(node)
 }
 

@@ -117,9 +117,23 @@ pub enum OwnLog {
 }
 
 impl OwnLog {
+    /// Every state, in the order above.
+    pub const ALL: [Self; 4] = [Self::Waiting, Self::Confirmed, Self::Unconfirmed, Self::Stuck];
+
     /// Whether own writes may go ahead.
     pub fn may_author(self) -> bool {
         matches!(self, Self::Confirmed | Self::Unconfirmed)
+    }
+
+    /// The lowercase word `/v1/status` and `/metrics` show: `waiting`, `confirmed`,
+    /// `unconfirmed` or `stuck`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Confirmed => "confirmed",
+            Self::Unconfirmed => "unconfirmed",
+            Self::Stuck => "stuck",
+        }
     }
 }
 

@@ -25,10 +25,13 @@ async fn entry_submitted_at_one_node_is_matchable_everywhere() {
     net.wait_converged(&[0, 1, 2, 3], 1).await.expect("identical replicas");
     // The same state, as Prometheus sees it.
     let b = &net.nodes[1];
-    let metrics = b.metrics().await;
-    assert!(metrics.contains("\nhashmesh_records 1\n"), "{metrics}");
-    assert!(metrics.contains("\nhashmesh_peers_connected 3\n"), "{metrics}");
-    assert!(metrics.contains("hashmesh_peer_rejects{peer="), "{metrics}");
+    let m = b.scrape().await;
+    assert_eq!(m.value("hashmesh_records", &[]), Some(1.0), "{m:#?}");
+    assert_eq!(m.value("hashmesh_peers_connected", &[]), Some(3.0), "{m:#?}");
+    assert_eq!(m.family("hashmesh_peer_rejects").map(|f| f.samples.len()), Some(3), "one per peer");
+    assert_eq!(m.sum("hashmesh_peer_rejects_total"), 0.0);
+    // Stored once, from whichever peer brought it first.
+    assert_eq!(m.sum("hashmesh_peer_records_received_total"), 1.0, "{m:#?}");
     net.shutdown().await;
 }
 

@@ -79,9 +79,9 @@ async fn a_sixth_member_is_added_by_majority_approval_without_restarts_and_holds
     wait_epoch(&net, &[0, 1, 2, 3, 4], 2).await;
     let m = membership(&net.nodes[3]).await;
     assert_eq!(m["history"][1]["proposal"], id.as_str());
-    let metrics = net.nodes[3].metrics().await;
-    assert!(metrics.contains("\nhashmesh_epoch 2\n"), "{metrics}");
-    assert!(metrics.contains("\nhashmesh_pending_proposals 0\n"), "{metrics}");
+    let metrics = net.nodes[3].scrape().await;
+    assert_eq!(metrics.value("hashmesh_epoch", &[]), Some(2.0), "{metrics:#?}");
+    assert_eq!(metrics.value("hashmesh_pending_proposals", &[]), Some(0.0), "{metrics:#?}");
     assert!(m["history"][1]["approvals"].as_array().is_some_and(|a| a.len() >= 3));
     // The members now let the new node in (told where it listens); it catches up by sync.
     net.introduce_all().await.expect("addresses");

@@ -169,10 +169,13 @@ async fn hma_lookups_answer_banks_content_ids_and_string_distances() {
     let hit = &reply.body["pdq"]["CSAM"][0];
     assert_eq!(hit["bank_content_id"], csam, "{reply:?}");
     assert!(hit["distance"].as_str().and_then(|d| d.parse::<u32>().ok()).is_some_and(|d| d <= 31), "{hit}");
+    let requests = n.scrape().await.sum("hashmesh_match_requests_total");
     assert_eq!(
         post_form(n, "/m/lookup", &[("video", video)]).await.body,
         json!({ "video_md5": { "DRUGS": [{ "bank_content_id": drugs, "distance": "-" }] }, "video_sha256": {} })
     );
+    // One upload is one match request, whatever its signal types (here md5 and sha256).
+    assert_eq!(n.scrape().await.sum("hashmesh_match_requests_total"), requests + 1.0);
     assert_eq!(
         post_form(n, "/m/lookup?banks=CSAM", &[("video", video)]).await.body,
         json!({ "video_md5": {}, "video_sha256": {} })

@@ -6,6 +6,7 @@ mod governance;
 mod hma;
 mod lists;
 mod matching;
+mod metrics;
 mod replication;
 mod review;
 mod rpc;

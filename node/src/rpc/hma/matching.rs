@@ -108,15 +108,19 @@ pub(super) async fn lookup_upload(
     let Query(q) = query?;
     let filter = BankFilter::parse(q.banks.as_deref());
     let hashes = hashing::hash_form(&node, &headers, request).await?;
+    // One upload is one match request, whatever its signal types: an entry its md5 and its
+    // PDQ both hit counts once in the day's counters, and the request once in `/metrics`.
+    let (signal_types, queries): (Vec<SignalType>, Vec<Computed>) =
+        hashes.iter().filter_map(|(t, c)| Some((*t, c.clone()?))).unzip();
+    let results = node.match_and_act(&queries);
     let mut out = BTreeMap::new();
-    for (signal_type, computed) in hashes {
-        let by_bank = match computed {
-            Some(c) => by_bank(signal_type, &node.match_and_act(&[c]), &filter),
-            // Too low in quality to trust: HMA would answer 400 for its empty hash; no match
-            // is what it means.
-            None => MatchByBank::new(),
-        };
-        out.insert(signal_type.name(), by_bank);
+    for (signal_type, _) in &hashes {
+        // A signal type without a hash was too low in quality to trust: HMA would answer 400
+        // for its empty hash; no match is what it means.
+        out.insert(signal_type.name(), MatchByBank::new());
+    }
+    for (signal_type, result) in signal_types.into_iter().zip(&results) {
+        out.insert(signal_type.name(), by_bank(signal_type, std::slice::from_ref(result), &filter));
     }
     Ok(Json(out))
 }
