@@ -4,8 +4,22 @@ use clap::Parser;
 use hashmesh_node::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // A node has flushed and closed its store by now; what may still run is a blocking HTTP
+    // call (a follower's long poll to its member node), which must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("HASHMESH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))

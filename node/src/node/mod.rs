@@ -139,6 +139,8 @@ pub(crate) struct Shared {
     me: MemberId,
     /// The member node this node follows (`run --follow`): it then refuses writes.
     follow: Option<crate::config::FollowConfig>,
+    /// Fires when the node stops: long polls answer at once rather than hold the shutdown.
+    pub(crate) stopping: CancellationToken,
     /// Own writes hold it shared; a membership proposal or approval holds it alone, so the
     /// seq it reads for this member's next record is the one the record gets.
     authoring: tokio::sync::RwLock<()>,
@@ -277,6 +279,7 @@ impl RunningNode {
                 own_log,
                 me,
                 follow: follows.as_ref().map(|_| config.follow.clone()),
+                stopping: cancel.clone(),
                 authoring: tokio::sync::RwLock::new(()),
                 reported: std::sync::Mutex::default(),
                 tokens: config.rpc.tokens.clone(),

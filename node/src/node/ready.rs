@@ -39,7 +39,10 @@ impl NodeHandle {
         let peers = self.peers().await;
         if peers.iter().any(|p| p.in_sync) {
             self.shared.caught_up.store(true, Ordering::Relaxed);
-            return ready("caught up: holds everything a peer holds".into());
+            return ready(match self.follows() {
+                Some(_) => "caught up: holds everything its member node held at its last answer".into(),
+                None => "caught up: holds everything a peer holds".into(),
+            });
         }
         if self.own_log() == OwnLog::Unconfirmed {
             return ready(

@@ -50,7 +50,10 @@ pub(super) async fn sync(
         hex::decode_to_slice(&after, &mut seen).map_err(|_| {
             ApiError::bad_request(format!("after={after:?} is not a clock digest (64 hex digits)"))
         })?;
-        until_moved_on(&replica, seen).await;
+        tokio::select! {
+            () = until_moved_on(&replica, seen) => {}
+            () = node.shared.stopping.cancelled() => {}
+        }
     }
     let answer = tokio::task::spawn_blocking(move || replica.answer(request)).await.map_err(|_| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the sync answer failed; see the node's log")
@@ -61,7 +64,8 @@ pub(super) async fn sync(
     Ok(([(header::CONTENT_TYPE, CBOR)], bytes).into_response())
 }
 
-/// Waits until the replica's clock digest differs from `seen`, or [`LONG_POLL`] has passed.
+/// Waits until the replica's clock digest differs from `seen`, or [`LONG_POLL`] has passed
+/// (or the node stops: the caller selects on that).
 async fn until_moved_on(replica: &ReplicaHandle, seen: [u8; 32]) {
     // Subscribed before the clock is read, so a commit in between is not missed.
     let mut commits = replica.commits();
