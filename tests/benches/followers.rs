@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hashmesh_tests::{TestNet, TestNode, start_follower};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use hashmesh_node::lists::Format;
 use hashmesh_tests::TestNet;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -19,7 +19,7 @@ use hashmesh_node::hashers::{image as images, pdq};
 use hashmesh_node::index::mih::{Hash256, MihIndex, hamming};
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 
 struct Args {
     n: usize,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     // HMAC takes a key of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

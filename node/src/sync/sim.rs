@@ -15,7 +15,7 @@ use hashmesh_protocol::{
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_bytes::ByteBuf;
 
 use super::fork::{self, Search};

@@ -4,7 +4,7 @@ use super::*;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 
 fn random_hash(rng: &mut StdRng) -> Hash256 {
     let mut h = [0u8; 32];
