@@ -39,3 +39,18 @@ pub(crate) fn authorize(shared: &Shared, headers: &HeaderMap, needed: Role) -> R
     }
     Ok(Caller { name: entry.name.clone() })
 }
+
+/// Answers 401 to a request without a known token before any of its body is read, so a
+/// stranger cannot make the node take in megabytes; each handler then checks its role.
+/// Applied as a route layer: the open routes and unknown paths do not pass through it.
+pub(super) async fn known_token(
+    axum::extract::State(node): axum::extract::State<crate::NodeHandle>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match authorize(&node.shared, request.headers(), Role::Matcher) {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}

@@ -22,14 +22,23 @@ pub use error::ApiError;
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The router, with body limit and JSON fallbacks.
+/// Largest JSON request body, whatever `rpc.max_body_bytes` allows uploads: a JSON request of
+/// this API is small (10,000 hashes to match fit in under 1 MiB).
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// The router. Every route but the probes and the API document needs a known token, checked
+/// before any of the body is read; JSON bodies are limited to [`MAX_JSON_BYTES`], uploads to
+/// `rpc.max_body_bytes`, and lists stream through in batches with no limit.
 pub fn router(node: NodeHandle) -> Router {
-    let limit = node.shared.max_body_bytes;
+    let uploads = node.shared.max_body_bytes;
+    let json = uploads.min(MAX_JSON_BYTES);
     let metrics = node.shared.metrics.rpc.clone();
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(handlers::readyz))
-        .route("/openapi.json", get(handlers::openapi))
+    let limited = |router: Router<NodeHandle>, limit: usize| {
+        router
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
+    };
+    let json_routes = Router::new()
         .route("/metrics", get(handlers::metrics))
         .route("/v1/status", get(handlers::status))
         .route("/v1/peers", get(handlers::peers))
@@ -41,7 +50,6 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/entries/{id}/proof", get(handlers::export_proof))
         .route("/v1/queue", get(handlers::queue))
         .route("/v1/match/hashes", post(handlers::match_hashes))
-        .route("/v1/match", post(handlers::match_file))
         .route("/v1/records", get(handlers::records))
         .route("/v1/sync", post(sync::sync))
         .route("/v1/alerts", get(handlers::alerts))
@@ -51,13 +59,21 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/stats/followers", post(handlers::follower_counters))
         .route("/v1/membership", get(handlers::membership))
         .route("/v1/membership/proposals", post(handlers::propose))
-        .route("/v1/membership/proposals/{id}/approve", post(handlers::approve))
-        .merge(hma::routes())
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
-        // Lists stream through a batch at a time, so they may be of any size.
-        .route("/v1/import", post(lists::import))
-        .route("/v1/export", get(lists::export))
+        .route("/v1/membership/proposals/{id}/approve", post(handlers::approve));
+    let upload_routes = Router::new().route("/v1/match", post(handlers::match_file));
+    // Lists stream through a batch at a time, so they may be of any size.
+    let list_routes =
+        Router::new().route("/v1/import", post(lists::import)).route("/v1/export", get(lists::export));
+    let with_token = limited(json_routes, json)
+        .merge(limited(upload_routes, uploads))
+        .merge(list_routes)
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::known_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(handlers::readyz))
+        .route("/openapi.json", get(handlers::openapi))
+        .merge(with_token)
+        .merge(hma::routes(&node, |router, limit| limited(router, limit.min(uploads)), json))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         // Last, so it wraps every route and both fallbacks and sees every answer, 413s included.
@@ -82,7 +98,9 @@ async fn reject_oversized(
     if declared.is_some_and(|len| len > limit as u64) {
         return ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than rpc.max_body_bytes ({limit} bytes) allows"),
+            format!(
+                "request body is larger than this endpoint allows ({limit} bytes: uploads up to rpc.max_body_bytes, JSON up to 1 MiB)"
+            ),
         )
         .into_response();
     }

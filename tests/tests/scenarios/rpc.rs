@@ -174,32 +174,47 @@ async fn missing_wrong_or_weak_token_is_refused() {
     net.shutdown().await;
 }
 
-#[tokio::test]
-async fn oversized_body_is_413() {
-    let (net, _) = one().await;
-    let n = &net.nodes[0];
-    // Announce a 2 MiB body (the limit is 1 MiB) and send none of it: the node must refuse
-    // from the header alone. (Sending the body too would race the server's close against
-    // the client's write, and the test would be about TCP, not the node.)
-    let addr = n.rpc().trim_start_matches("http://").to_owned();
-    let token = n.matcher.clone();
-    let raw = tokio::task::spawn_blocking(move || {
+/// Sends only the head of a POST announcing a `length`-byte JSON body and none of it: what
+/// the node answers from the head alone. (Sending the body too would race the server's close
+/// against the client's write, and the test would be about TCP, not the node.)
+async fn answer_to_head(node: &TestNode, path: &str, token: Option<&str>, length: usize) -> String {
+    let addr = node.rpc().trim_start_matches("http://").to_owned();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: node\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
-        let head = format!(
-            "POST /v1/match/hashes HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            2 * 1024 * 1024
-        );
         stream.write_all(head.as_bytes()).expect("write");
         let mut reply = String::new();
         let _ = stream.read_to_string(&mut reply);
         reply
     })
     .await
-    .expect("client");
+    .expect("client")
+}
+
+/// A body is refused from the request's head, before any of it is read: 401 without a known
+/// token (32 MiB announced, nothing parsed), 413 when a JSON body is over 1 MiB.
+#[tokio::test]
+async fn oversized_or_unauthenticated_bodies_are_refused_before_they_are_read() {
+    let (net, _) = one().await;
+    let n = &net.nodes[0];
+    let huge = 32 * 1024 * 1024;
+    let raw = answer_to_head(n, "/v1/entries", None, huge).await;
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    assert!(raw.contains("missing `Authorization: Bearer <token>`"), "{raw}");
+    let raw = answer_to_head(n, "/v1/match/hashes", Some("hm_not_a_token"), huge).await;
+    assert!(raw.starts_with("HTTP/1.1 401") && raw.contains("unknown token"), "{raw}");
+    // HMA's endpoints refuse the same way, in HMA's error shape.
+    let raw = answer_to_head(n, "/m/lookup", None, huge).await;
+    assert!(raw.starts_with("HTTP/1.1 401") && raw.contains("\"message\""), "{raw}");
+
+    let raw = answer_to_head(n, "/v1/match/hashes", Some(&n.matcher), 2 * 1024 * 1024).await;
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
-    assert!(raw.contains("larger than rpc.max_body_bytes"), "{raw}");
+    assert!(raw.contains("larger than this endpoint allows"), "{raw}");
     net.shutdown().await;
 }
 

@@ -59,19 +59,40 @@ use super::auth::authorize;
 use crate::NodeHandle;
 use crate::config::Role;
 
-/// The HMA routes, merged into the RPC router.
-pub(super) fn routes() -> Router<NodeHandle> {
-    Router::new()
-        .route("/status", get(status))
-        .route("/status/live", get(status))
+/// The HMA routes, merged into the RPC router. `/status` is open like `/healthz`; the rest need
+/// a known token before any body is read (refused in HMA's error shape), uploads limited by
+/// `limited(router, upload limit)` and the rest to `json` bytes.
+pub(super) fn routes(
+    node: &NodeHandle,
+    limited: impl Fn(Router<NodeHandle>, usize) -> Router<NodeHandle>,
+    json: usize,
+) -> Router<NodeHandle> {
+    let uploads = Router::new()
         .route("/h/hash", get(hashing::hash_url).post(hashing::hash_upload))
+        .route("/m/lookup", get(matching::lookup).post(matching::lookup_upload));
+    let rest = Router::new()
         .route("/m/raw_lookup", get(matching::raw_lookup))
-        .route("/m/lookup", get(matching::lookup).post(matching::lookup_upload))
         .route("/c/banks", get(curation::banks))
         .route("/c/bank/{bank}", get(curation::bank))
         .route("/c/bank/{bank}/content/{id}", get(curation::bank_content))
         .route("/c/signal_type", get(curation::signal_types))
-        .route("/c/content_type", get(curation::content_types))
+        .route("/c/content_type", get(curation::content_types));
+    let with_token = limited(uploads, usize::MAX)
+        .merge(limited(rest, json))
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), known_token));
+    Router::new().route("/status", get(status)).route("/status/live", get(status)).merge(with_token)
+}
+
+/// [`super::auth::known_token`], answering in HMA's error shape.
+async fn known_token(
+    axum::extract::State(node): axum::extract::State<NodeHandle>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match matcher(&node, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// An error as HMA answers it: `{"message": …}` with HMA's status for the same mistake.
