@@ -124,6 +124,16 @@ pub struct RpcConfig {
     pub listen: SocketAddr,
     /// Largest request body, in bytes (file uploads for matching included).
     pub max_body_bytes: usize,
+    /// Connections served at once; more are closed as they arrive, so a flood of connections
+    /// cannot exhaust the node.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head: a slow-loris client is cut off.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a JSON request may take from its head to its answer (uploads and lists are
+    /// bounded by their size and stream instead).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// Bearer tokens; only their blake3 hashes are stored.
     pub tokens: Vec<TokenConfig>,
 }
@@ -199,6 +209,9 @@ impl Default for RpcConfig {
         Self {
             listen: DEFAULT_RPC_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7800))),
             max_body_bytes: 32 * 1024 * 1024,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             tokens: Vec::new(),
         }
     }
@@ -277,6 +290,16 @@ impl Config {
         }
         if self.rpc.max_body_bytes < 1024 {
             return Err("rpc.max_body_bytes must be at least 1024".into());
+        }
+        if self.rpc.max_connections == 0 {
+            return Err("rpc.max_connections must be at least 1".into());
+        }
+        for (key, value) in
+            [("header_timeout", self.rpc.header_timeout), ("request_timeout", self.rpc.request_timeout)]
+        {
+            if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
+                return Err(format!("rpc.{key} must be between 100ms and 1h (e.g. \"10s\")"));
+            }
         }
         for hook in &self.webhooks {
             let url = url::Url::parse(&hook.url)

@@ -18,6 +18,12 @@ const ABOUT: &[(&str, &str)] = &[
         "rpc.max_body_bytes",
         "largest request body (file uploads for matching included; imports are streamed and exempt)",
     ),
+    ("rpc.max_connections", "RPC connections served at once; more are closed as they arrive"),
+    (
+        "rpc.header_timeout",
+        "how long a client may take to send a request's head (slow-loris clients are cut off)",
+    ),
+    ("rpc.request_timeout", "how long a JSON request may take from its head to its answer (408 after)"),
     (
         "p2p.listen",
         "libp2p multiaddresses to listen on (`init --manifest` sets them from the member's own entry)",

@@ -47,6 +47,7 @@ type Durations = Family<RouteLabels, Histogram, fn() -> Histogram>;
 pub struct RpcMetrics {
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
+    refused: Counter,
 }
 
 impl RpcMetrics {
@@ -54,7 +55,13 @@ impl RpcMetrics {
         let metrics = Self {
             requests: Family::default(),
             durations: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            refused: Counter::default(),
         };
+        registry.register(
+            "rpc_connections_refused",
+            "RPC connections closed as they arrived because rpc.max_connections were open",
+            metrics.refused.clone(),
+        );
         registry.register(
             "rpc_requests",
             "RPC requests answered, by `method`, `route` (the path template; unmatched: no route) and `status` class (2xx)",
@@ -67,6 +74,11 @@ impl RpcMetrics {
             Listed(metrics.durations.clone()),
         );
         metrics
+    }
+
+    /// A connection over the cap was closed.
+    pub fn refuse_connection(&self) {
+        self.refused.inc();
     }
 
     fn observe(&self, method: &'static str, route: String, status: StatusCode, seconds: f64) {

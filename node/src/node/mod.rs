@@ -148,6 +148,8 @@ pub(crate) struct Shared {
     reported: std::sync::Mutex<std::collections::BTreeMap<u32, Vec<hashmesh_protocol::DailyCount>>>,
     pub(crate) tokens: Vec<TokenConfig>,
     pub(crate) max_body_bytes: usize,
+    /// The RPC's connection cap and timeouts.
+    pub(crate) rpc_limits: crate::rpc::Limits,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
     pub(crate) hashing: tokio::sync::Semaphore,
     /// Set once this node has caught up with a peer (see `ready.rs`); never cleared.
@@ -284,6 +286,11 @@ impl RunningNode {
                 reported: std::sync::Mutex::default(),
                 tokens: config.rpc.tokens.clone(),
                 max_body_bytes: config.rpc.max_body_bytes,
+                rpc_limits: crate::rpc::Limits {
+                    max_connections: config.rpc.max_connections,
+                    header_timeout: config.rpc.header_timeout,
+                    request_timeout: config.rpc.request_timeout,
+                },
                 hashing: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 ),

@@ -11,9 +11,14 @@ mod hma;
 mod lists;
 mod sync;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeHandle;
@@ -21,6 +26,20 @@ pub use error::ApiError;
 
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The RPC's connection cap and timeouts (`rpc.*` in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Longest wait for a request's head.
+    pub header_timeout: Duration,
+    /// Longest a JSON request may take.
+    pub request_timeout: Duration,
+}
+
+/// Longest a stopping node waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Largest JSON request body, whatever `rpc.max_body_bytes` allows uploads: a JSON request of
 /// this API is small (10,000 hashes to match fit in under 1 MiB).
@@ -38,6 +57,7 @@ pub fn router(node: NodeHandle) -> Router {
             .layer(DefaultBodyLimit::max(limit))
             .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
     };
+    let request_timeout = node.shared.rpc_limits.request_timeout;
     let json_routes = Router::new()
         .route("/metrics", get(handlers::metrics))
         .route("/v1/status", get(handlers::status))
@@ -64,6 +84,7 @@ pub fn router(node: NodeHandle) -> Router {
     // Lists stream through a batch at a time, so they may be of any size.
     let list_routes =
         Router::new().route("/v1/import", post(lists::import)).route("/v1/export", get(lists::export));
+    let json_routes = json_routes.layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
     let with_token = limited(json_routes, json)
         .merge(limited(upload_routes, uploads))
         .merge(list_routes)
@@ -107,11 +128,65 @@ async fn reject_oversized(
     next.run(request).await
 }
 
-/// Serves the RPC on `listener` until `cancel` fires.
+/// Answers 408 when a JSON request takes longer than `rpc.request_timeout` from its head to
+/// its answer (a client that sends its body slowly, or a call stuck behind the store).
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than rpc.request_timeout ({limit:?}) allows; send it faster, or in smaller parts"),
+        )
+        .into_response(),
+    }
+}
+
+/// Serves the RPC on `listener` until `cancel` fires: at most `rpc.max_connections`
+/// connections at once (more are closed as they arrive, and counted), each cut off if its
+/// client takes longer than `rpc.header_timeout` to send a request's head. On `cancel`, the
+/// requests in flight get [`DRAIN`] to finish.
 pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, cancel: CancellationToken) {
+    let limits = node.shared.rpc_limits;
+    let refused = node.shared.metrics.rpc.clone();
     let app = router(node);
-    let shutdown = async move { cancel.cancelled().await };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        tracing::error!(error = %e, "RPC server stopped");
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept an RPC connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            refused.refuse_connection();
+            continue; // dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "RPC connection ended");
+            }
+            drop(permit);
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN) => tracing::warn!("RPC requests still in flight at shutdown were cut off"),
     }
 }

@@ -477,3 +477,60 @@ async fn every_route_checks_its_role() {
     }
     net.shutdown().await;
 }
+
+/// Opens a connection to `node`'s RPC and sends `head` (maybe only part of a request).
+fn connect(node: &TestNode, head: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(node.rpc().trim_start_matches("http://")).expect("connect");
+    stream.set_read_timeout(Some(hashmesh_tests::WAIT)).expect("timeout");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream
+}
+
+/// Reads until the server closes the connection; what it sent, if anything.
+fn until_closed(mut stream: std::net::TcpStream) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).map(|_| text)
+}
+
+/// A client that never finishes its request's head is cut off after `rpc.header_timeout`,
+/// while others are served; connections over `rpc.max_connections` are closed as they arrive
+/// (and counted), and served again once one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    let (mut net, _) = one().await;
+    let restart = async |node: &mut TestNode, header_timeout_ms: u64, max_connections: usize| {
+        node.stop().await;
+        node.configure(|c| {
+            c.rpc.header_timeout = std::time::Duration::from_millis(header_timeout_ms);
+            c.rpc.max_connections = max_connections;
+        })
+        .expect("configured");
+        node.start().await.expect("restarts");
+    };
+
+    // Three idle connections fill a cap of three; a fourth is closed unanswered.
+    restart(&mut net.nodes[0], 60_000, 3).await;
+    let n = &net.nodes[0];
+    let idle: Vec<_> = (0..3).map(|_| connect(n, "")).collect();
+    let over = connect(n, "GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n");
+    let refused = tokio::task::spawn_blocking(move || until_closed(over)).await.expect("reader");
+    assert!(refused.as_deref().map_or(true, str::is_empty), "closed unanswered: {refused:?}");
+    drop(idle);
+    wait_until("a new connection to be served once the idle ones are gone", || async {
+        n.call("GET", "/healthz", None, None).await.status == 200
+    })
+    .await
+    .expect("served again");
+    let metrics = n.scrape().await;
+    assert!(metrics.value("hashmesh_rpc_connections_refused_total", &[]) >= Some(1.0), "counted");
+
+    // A client that never finishes its head is cut off; others are served meanwhile.
+    restart(&mut net.nodes[0], 500, 1024).await;
+    let n = &net.nodes[0];
+    let slow = connect(n, "GET /v1/status HTTP/1.1\r\nHost: node\r\n");
+    assert_eq!(n.call("GET", "/healthz", None, None).await.status, 200, "served while a slow client waits");
+    let cut = tokio::task::spawn_blocking(move || until_closed(slow)).await.expect("reader");
+    assert!(cut.is_ok_and(|text| !text.contains("200 OK")), "the slow client is cut off, never answered");
+}
