@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 use hashmesh_node::api::SubmitEntry;
 use hashmesh_tests::TestNet;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Bytes received on the loopback interface so far (Linux), to measure what crossed the wire.
 fn loopback_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/net/dev").ok()?;
@@ -148,9 +139,9 @@ async fn time_to_match(nodes: usize, rounds: usize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let records = arg("--records", 1_000_000);
-    let nodes = arg("--nodes", 10);
-    let rounds = arg("--rounds", 100);
+    let records: usize = hashmesh_tests::arg_or("--records", 1_000_000);
+    let nodes: usize = hashmesh_tests::arg_or("--nodes", 10);
+    let rounds: usize = hashmesh_tests::arg_or("--rounds", 100);
     time_to_match(nodes, rounds).await?;
     catch_up(records).await
 }

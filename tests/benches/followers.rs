@@ -21,21 +21,12 @@ use std::time::{Duration, Instant};
 use hashmesh_tests::{TestNet, TestNode, start_follower};
 use rand::{RngExt, SeedableRng};
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let entries: usize = arg("--entries", 200_000);
-    let clients: usize = arg("--clients", 8);
-    let batch: usize = arg("--batch", 100);
-    let seconds: u64 = arg("--seconds", 10);
+    let entries: usize = hashmesh_tests::arg_or("--entries", 200_000);
+    let clients: usize = hashmesh_tests::arg_or("--clients", 8);
+    let batch: usize = hashmesh_tests::arg_or("--batch", 100);
+    let seconds: u64 = hashmesh_tests::arg_or("--seconds", 10);
 
     let net = TestNet::new(1).await?;
     let member = &net.nodes[0];

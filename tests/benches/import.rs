@@ -16,16 +16,14 @@ use hashmesh_node::lists::Format;
 use hashmesh_tests::TestNet;
 use rand::{RngExt, SeedableRng};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rows: usize = arg("--rows").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let format: Format =
-        arg("--format").map(|f| f.parse()).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Format::Csv);
+    let rows: usize = hashmesh_tests::arg("--rows").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let format: Format = hashmesh_tests::arg("--format")
+        .map(|f| f.parse())
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or(Format::Csv);
     let file = tempfile::NamedTempFile::new()?;
     // The matching clients look up the list's first hash: a hit from the first batch on, so
     // every request also does the actioner's work (matched entries, daily counters).
@@ -59,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{}/v1/import?format={format}&category=csam", node.rpc());
     let token = node.submitter.clone();
     let path = file.path().to_owned();
-    let matchers: usize = arg("--matchers").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let matchers: usize = hashmesh_tests::arg("--matchers").and_then(|s| s.parse().ok()).unwrap_or(0);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..matchers)
         .map(|_| {

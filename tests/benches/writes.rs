@@ -10,15 +10,10 @@ use std::time::Duration;
 use hashmesh_tests::TestNet;
 use hashmesh_tests::load::submit_concurrently;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
-    let clients: Vec<usize> = arg("--clients")
+    let seconds: u64 = hashmesh_tests::arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let clients: Vec<usize> = hashmesh_tests::arg("--clients")
         .unwrap_or_else(|| "1,8,64".into())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())

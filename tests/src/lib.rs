@@ -514,6 +514,31 @@ fn prepare(key: SigningKey, name: String, manifest: &Manifest, config: Config) -
     })
 }
 
+/// A benchmark's command-line value after `name` (`--rows 1000`), if given.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// [`arg`] parsed, or `default` when absent or unreadable.
+pub fn arg_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Restarts stopped-or-running node `i` with `key` (its member's rotated key) on the same data
+/// dir, and waits until it is connected and writable again.
+pub async fn restart_with_key(net: &mut TestNet, i: usize, key: &SigningKey) -> anyhow::Result<()> {
+    net.nodes[i].stop().await;
+    let key_file = net.nodes[i].dir.path().join("member.key");
+    std::fs::remove_file(&key_file)?;
+    hashmesh_node::identity::write(&key_file, key)?;
+    net.nodes[i].start().await?;
+    net.nodes[i].member = MemberId::from_key(&key.verifying_key());
+    net.introduce_all().await?;
+    net.wait_connected().await?;
+    net.wait_writable().await
+}
+
 /// A test image from `node/tests/fixtures/pdq/`.
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../node/tests/fixtures/pdq/{name}", env!("CARGO_MANIFEST_DIR")))

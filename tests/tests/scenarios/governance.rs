@@ -251,16 +251,8 @@ async fn a_rotated_key_signs_from_then_on_and_the_old_keys_history_stays_valid()
     // epoch before it restarts; it learns it from them when it comes back.
     wait_epoch(&net, &[0, 1], 2).await;
     // The member's node restarts with its new key (and so a new peer id), on the same data.
-    net.nodes[2].stop().await;
-    let key_file = net.nodes[2].dir.path().join("member.key");
-    std::fs::remove_file(&key_file).expect("old key removed");
-    hashmesh_node::identity::write(&key_file, &new_key).expect("key written");
-    net.nodes[2].start().await.expect("restarts with the new key");
-    net.nodes[2].member = new_member;
+    hashmesh_tests::restart_with_key(&mut net, 2, &new_key).await.expect("back under the new key");
     assert_eq!(net.nodes[2].status().await.member, new_member);
-    net.introduce_all().await.expect("addresses");
-    net.wait_connected().await.expect("the new peer id is let in");
-    net.wait_writable().await.expect("writable under the new key");
     wait_epoch(&net, &[0, 1, 2], 2).await;
     for node in &net.nodes {
         let status = node.status().await;
@@ -360,15 +352,7 @@ async fn a_member_rotating_its_own_key_keeps_the_proposal_and_writes_nothing_tha
     assert_eq!(approve(&net.nodes[2], &id).await.status, 201);
     wait_epoch(&net, &[0, 2], 2).await;
 
-    net.nodes[1].stop().await;
-    let key_file = net.nodes[1].dir.path().join("member.key");
-    std::fs::remove_file(&key_file).expect("old key removed");
-    hashmesh_node::identity::write(&key_file, &new_key).expect("key written");
-    net.nodes[1].start().await.expect("restarts with the new key");
-    net.nodes[1].member = new_member;
-    net.introduce_all().await.expect("addresses");
-    net.wait_connected().await.expect("the new peer id is let in");
-    net.wait_writable().await.expect("writable under the new key");
+    hashmesh_tests::restart_with_key(&mut net, 1, &new_key).await.expect("back under the new key");
     wait_epoch(&net, &[0, 1, 2], 2).await;
     let written = net.nodes[1].try_submit(&md5(42)).await;
     assert_eq!(written.status, 201, "{written:?}");
