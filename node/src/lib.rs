@@ -24,3 +24,30 @@ pub mod store;
 pub mod sync;
 
 pub use node::{NodeHandle, RunningNode};
+
+/// An error and its causes, `: `-joined, each cause once: a cause whose words the message
+/// already holds (`cannot read X: Permission denied` over `Permission denied`) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text = if text.is_empty() { said } else { format!("{text}: {said}") };
+        }
+        cause = inner.source();
+    }
+    if text.is_empty() { format!("{error:?}") } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = || std::io::Error::other("Permission denied");
+        let wrapped = anyhow::Error::new(io()).context("cannot write config.toml");
+        assert_eq!(super::error_chain(wrapped.as_ref()), "cannot write config.toml: Permission denied");
+        let said_already = crate::config::ConfigError::Read { path: "c.toml".into(), source: io() };
+        assert_eq!(super::error_chain(&said_already), "cannot read c.toml: Permission denied");
+    }
+}

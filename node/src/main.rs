@@ -33,7 +33,7 @@ async fn run() -> std::process::ExitCode {
     match hashmesh_node::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hashmesh_node::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -105,7 +105,7 @@ impl EventLoop {
             let parsed: Multiaddr = addr.parse().map_err(|_| NetError::BadListenAddress(addr.clone()))?;
             swarm
                 .listen_on(parsed)
-                .map_err(|e| NetError::Listen { addr: addr.clone(), message: with_sources(&e) })?;
+                .map_err(|e| NetError::Listen { addr: addr.clone(), message: crate::error_chain(&e) })?;
         }
         let records_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/records/1", manifest.name));
         let proofs_topic = gossipsub::IdentTopic::new(format!("hashmesh/{}/proofs/1", manifest.name));
@@ -541,18 +541,4 @@ impl EventLoop {
             let _ = done.send(Command::Respond { peer, channel, response }).await;
         });
     }
-}
-
-/// An error and its causes, `: `-joined (libp2p's transport errors say little on their own).
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !said.is_empty() && !text.contains(&said) {
-            text = if text.is_empty() { said } else { format!("{text}: {said}") };
-        }
-        cause = inner.source();
-    }
-    if text.is_empty() { format!("{error:?}") } else { text }
 }
