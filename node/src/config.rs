@@ -54,6 +54,9 @@ pub struct FollowConfig {
     pub node: String,
     /// A token of the member node's (the matcher role suffices).
     pub token: String,
+    /// PEM CA certificates to trust for an https member node, relative to the data dir
+    /// (empty: the public roots).
+    pub ca_file: PathBuf,
 }
 
 /// One webhook: where events go, and the secret their HMAC is keyed with.
@@ -134,6 +137,14 @@ pub struct RpcConfig {
     /// bounded by their size and stream instead).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// PEM certificate chain for HTTPS (with `tls_key`), relative to the data dir; empty
+    /// for plain HTTP.
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`, relative to the data dir.
+    pub tls_key: PathBuf,
+    /// Serve plain HTTP on an address other than loopback (behind a trusted network or a
+    /// TLS-terminating proxy): refused otherwise, since tokens would cross the network in clear.
+    pub insecure: bool,
     /// Bearer tokens; only their blake3 hashes are stored.
     pub tokens: Vec<TokenConfig>,
 }
@@ -212,6 +223,9 @@ impl Default for RpcConfig {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            insecure: false,
             tokens: Vec::new(),
         }
     }
@@ -290,6 +304,9 @@ impl Config {
         }
         if self.rpc.max_body_bytes < 1024 {
             return Err("rpc.max_body_bytes must be at least 1024".into());
+        }
+        if self.rpc.tls_cert.as_os_str().is_empty() != self.rpc.tls_key.as_os_str().is_empty() {
+            return Err("rpc.tls_cert and rpc.tls_key go together: set both for HTTPS, or neither".into());
         }
         if self.rpc.max_connections == 0 {
             return Err("rpc.max_connections must be at least 1".into());

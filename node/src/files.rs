@@ -47,12 +47,16 @@ pub enum FileModeError {
 
 /// What to check: each path with what it holds and its mode when private.
 fn private(data_dir: &Path, config: &Config) -> Vec<(PathBuf, &'static str, u32)> {
-    vec![
+    let mut files = vec![
         (data_dir.to_owned(), "the member key and the RPC tokens", 0o700),
         (data_dir.join(&config.key_file), "the member's signing key", 0o600),
         (data_dir.join(crate::config::CONFIG_FILE), "RPC token hashes and other secrets", 0o600),
         (data_dir.join(crate::cli::init::TOKENS_FILE), "the RPC tokens", 0o600),
-    ]
+    ];
+    if !config.rpc.tls_key.as_os_str().is_empty() {
+        files.push((data_dir.join(&config.rpc.tls_key), "the RPC's TLS private key", 0o600));
+    }
+    files
 }
 
 /// Checks every private file of `data_dir` (a missing one is not checked); with `fix`, first

@@ -22,6 +22,7 @@ pub mod rpc;
 pub mod signals;
 pub mod store;
 pub mod sync;
+pub mod tls;
 
 pub use node::{NodeHandle, RunningNode};
 

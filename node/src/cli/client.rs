@@ -17,9 +17,15 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn new(base: &str, token: Option<String>) -> Self {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        Self { base: base.trim_end_matches('/').to_owned(), token, agent }
+    pub(super) fn new(
+        base: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let tls = crate::tls::client(ca_file).map_err(anyhow::Error::msg)?;
+        let agent =
+            ureq::Agent::config_builder().http_status_as_error(false).tls_config(tls).build().new_agent();
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), token, agent })
     }
 
     pub(super) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

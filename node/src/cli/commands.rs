@@ -22,7 +22,7 @@ use crate::hashers;
 /// otherwise (`match --dir` reports what it found in it).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Match(MatchArgs { dir: Some(dir), report, format, jobs, .. }) = cli.command {
-        let client = Client::new(&cli.rpc, cli.token);
+        let client = Client::new(&cli.rpc, cli.token, cli.ca_file.as_deref())?;
         let jobs = jobs.or_else(|| std::thread::available_parallelism().ok()).map_or(1, usize::from);
         let options = ScanOptions { dir, report, format: format.unwrap_or(ReportFormat::Jsonl), jobs };
         return tokio::task::spawn_blocking(move || super::scan::run(&client, &options))
@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_command(cli: Cli) -> anyhow::Result<()> {
-    let client = || Client::new(&cli.rpc, cli.token.clone());
+    let client = || Client::new(&cli.rpc, cli.token.clone(), cli.ca_file.as_deref());
     let json = cli.json;
     // The client is blocking; keep it off the async runtime's worker threads.
     let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| async move {
@@ -59,7 +59,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => cmd_run(args).await,
         Command::Health { ready } => {
             // A probe, not a client: no token, and any status but 200 is a failure (exit 1).
-            let c = Client::new(&cli.rpc, None);
+            let c = Client::new(&cli.rpc, None, cli.ca_file.as_deref())?;
             let path = if ready { "/readyz" } else { "/healthz" };
             blocking(Box::new(move || match c.probe(path)? {
                 (200, _) => Ok(()),
@@ -100,7 +100,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Devnet(args) => super::devnet::devnet(&args).await,
         Command::Peers => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 let list: PeerList = c.get("/v1/peers")?;
                 if json {
@@ -124,15 +124,15 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Status => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || print_status(&c.get::<StatusView>("/v1/status")?, json))).await
         }
         Command::Submit(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || submit(&c, args, json))).await
         }
         Command::Vote(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 let body = CastVote { verdict: args.verdict, reason: args.reason };
                 let w: Written = c.post(&format!("/v1/entries/{}/votes", args.id), &body)?;
@@ -141,7 +141,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Retract(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 let w: Written = c.post(
                     &format!("/v1/entries/{}/retract", args.id),
@@ -152,11 +152,11 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Entries(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || list_entries(&c, &args, json))).await
         }
         Command::Show { id } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 let e: EntryView = c.get(&format!("/v1/entries/{id}"))?;
                 if json {
@@ -169,48 +169,48 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Match(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || match_(&c, args, json))).await
         }
         Command::Import(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::lists::import(&c, &args, json))).await
         }
         Command::Export(args) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::lists::export(&c, &args))).await
         }
         Command::Stats { from, to, publish } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 super::reports::stats(&c, from.as_deref(), to.as_deref(), publish, json)
             }))
             .await
         }
         Command::Webhooks => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::reports::webhooks(&c, json))).await
         }
         Command::Hash { files, urls } => hash_files(&files, &urls, json),
         Command::Queue { limit } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::review::queue(&c, limit, json))).await
         }
         Command::History { id } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::review::history(&c, id, json))).await
         }
         Command::ExportProof { id } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::review::export_proof(&c, id))).await
         }
         Command::Verify { file, manifest } => super::review::verify(&file, manifest.as_deref(), json),
         Command::Member(command) => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || super::member::run(&c, command, json))).await
         }
         Command::Records { author, from_seq, limit } => {
-            let c = client();
+            let c = client()?;
             blocking(Box::new(move || {
                 let records: Vec<RawRecord> =
                     c.get(&format!("/v1/records?author={author}&from_seq={from_seq}&limit={limit}"))?;
@@ -347,6 +347,9 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.rpc_listen {
         config.rpc.listen = listen;
     }
+    if args.insecure_rpc {
+        config.rpc.insecure = true;
+    }
     if let Some(node) = args.follow {
         config.follow.node = node;
     }
@@ -362,10 +365,10 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {
     let node = crate::RunningNode::start(dir, config).await?;
     match node.handle().follows() {
         Some(member) => say!(
-            "hashmesh follower of {member} running; RPC on http://{} (read-only; Ctrl-C to stop)",
-            node.rpc_addr()
+            "hashmesh follower of {member} running; RPC on {} (read-only; Ctrl-C to stop)",
+            node.rpc_url()
         ),
-        None => say!("hashmesh node running; RPC on http://{} (Ctrl-C to stop)", node.rpc_addr()),
+        None => say!("hashmesh node running; RPC on {} (Ctrl-C to stop)", node.rpc_url()),
     }
     shutdown_signal().await?;
     say!("shutting down");

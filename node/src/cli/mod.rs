@@ -41,6 +41,10 @@ pub struct Cli {
     /// RPC bearer token (printed by `init`, kept in <data-dir>/rpc-tokens).
     #[arg(long, global = true, env = "HASHMESH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificates to trust for an https:// node (a private CA, or the node's own
+    /// self-signed certificate); without it, the public roots.
+    #[arg(long, global = true, env = "HASHMESH_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -236,6 +240,10 @@ pub struct RunArgs {
     /// Also follow.node in config.toml or HASHMESH_FOLLOW_NODE.
     #[arg(long, value_name = "URL")]
     pub follow: Option<String>,
+    /// Serve plain HTTP on an address other than loopback (a trusted network, or behind a
+    /// TLS-terminating proxy); refused otherwise. Also rpc.insecure / HASHMESH_RPC_INSECURE.
+    #[arg(long)]
+    pub insecure_rpc: bool,
     /// The follower's token for the member node (the matcher role suffices). Also
     /// follow.token in config.toml or HASHMESH_FOLLOW_TOKEN, which keep it out of `ps`.
     #[arg(long, value_name = "TOKEN")]

@@ -24,6 +24,9 @@ const ABOUT: &[(&str, &str)] = &[
         "how long a client may take to send a request's head (slow-loris clients are cut off)",
     ),
     ("rpc.request_timeout", "how long a JSON request may take from its head to its answer (408 after)"),
+    ("rpc.tls_cert", "PEM certificate chain for HTTPS (with rpc.tls_key); empty for plain HTTP"),
+    ("rpc.tls_key", "PEM private key of rpc.tls_cert"),
+    ("rpc.insecure", "serve plain HTTP on a non-loopback address (refused otherwise; `run --insecure-rpc`)"),
     (
         "p2p.listen",
         "libp2p multiaddresses to listen on (`init --manifest` sets them from the member's own entry)",
@@ -45,6 +48,7 @@ const ABOUT: &[(&str, &str)] = &[
         "a follower's member node, by RPC URL (`run --follow`): pull a read-only replica from it; empty for a member node",
     ),
     ("follow.token", "a follower's token for its member node's RPC (the matcher role suffices)"),
+    ("follow.ca_file", "PEM CA certificates to trust for an https member node (empty: the public roots)"),
 ];
 
 /// Lists of tables, too rich for one variable: set in the file only.

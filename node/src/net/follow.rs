@@ -46,6 +46,8 @@ pub struct FollowSettings {
     pub peer_id: PeerId,
     /// How long the member node may take to answer a range request.
     pub request_timeout: Duration,
+    /// The roots to trust for an https member node.
+    pub tls: ureq::tls::TlsConfig,
     /// The sync engine, configured.
     pub engine: Engine<PeerId>,
     /// Where to publish the own log's state (a follower never authors).
@@ -141,9 +143,10 @@ impl Follower {
         commands_tx: mpsc::Sender<Command>,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
-        let FollowSettings { node, token, request_timeout, engine, own_log, .. } = settings;
+        let FollowSettings { node, token, request_timeout, tls, engine, own_log, .. } = settings;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls)
             .timeout_global(Some(LONG_POLL + request_timeout))
             .build()
             .new_agent();

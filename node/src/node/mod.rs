@@ -40,6 +40,9 @@ pub enum StartError {
     /// The key could not be read.
     #[error(transparent)]
     Key(#[from] identity::KeyError),
+    /// The RPC's TLS settings cannot be used, or plain HTTP would leave loopback.
+    #[error("{0}")]
+    Tls(String),
     /// A private file of the data dir is open to others.
     #[error(transparent)]
     FileModes(#[from] crate::files::FileModeError),
@@ -168,6 +171,7 @@ pub struct NodeHandle {
 pub struct RunningNode {
     handle: NodeHandle,
     rpc_addr: SocketAddr,
+    https: bool,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -190,6 +194,7 @@ impl RunningNode {
     /// that replicates it, then the RPC that serves both — each built once, in that order.
     pub async fn start(data_dir: &Path, config: Config) -> Result<Self, StartError> {
         crate::files::check(data_dir, &config, false)?;
+        let tls = crate::tls::acceptor(data_dir, &config.rpc).map_err(StartError::Tls)?;
         let key = identity::load(&data_dir.join(&config.key_file))?;
         let genesis = read_manifest(&data_dir.join(&config.manifest))?;
         let me = MemberId::from_key(&key.verifying_key());
@@ -215,6 +220,11 @@ impl RunningNode {
         }
         tracing::info!(federation = %manifest.name, epoch = manifest.epoch, member = %me, records = replica.read_view().records(), "replica loaded");
         let follows = (!config.follow.node.is_empty()).then(|| config.follow.node.clone());
+        let mut config = config;
+        if !config.follow.ca_file.as_os_str().is_empty() {
+            config.follow.ca_file = data_dir.join(&config.follow.ca_file);
+        }
+        let follow_tls = crate::tls::client(Some(&config.follow.ca_file)).map_err(StartError::Tls)?;
         if follows.is_none() && !manifest.is_member(&me) {
             tracing::warn!(
                 member = %me,
@@ -253,6 +263,7 @@ impl RunningNode {
                     token: config.follow.token.clone(),
                     peer_id: keypair.public().to_peer_id(),
                     request_timeout: config.p2p.request_timeout,
+                    tls: follow_tls,
                     engine,
                     own_log: own_log_tx,
                 };
@@ -304,8 +315,10 @@ impl RunningNode {
         let rpc_addr = listener
             .local_addr()
             .map_err(|source| StartError::RpcBind { addr: config.rpc.listen, source })?;
-        let rpc_task = tokio::spawn(rpc::serve(listener, handle.clone(), cancel.clone()).instrument(span));
-        tracing::info!(%rpc_addr, "RPC listening");
+        let https = tls.is_some();
+        let rpc_task =
+            tokio::spawn(rpc::serve(listener, tls, handle.clone(), cancel.clone()).instrument(span));
+        tracing::info!(%rpc_addr, https, "RPC listening");
         let mut tasks = vec![rpc_task, net_task];
         tasks.extend(handle.shared.actioner.spawn(handle.shared.replica.clone(), &cancel));
         tasks.push(tokio::spawn(share_counters(
@@ -313,7 +326,7 @@ impl RunningNode {
             config.stats.publish_interval,
             cancel.clone(),
         )));
-        Ok(Self { handle, rpc_addr, cancel, tasks, writer })
+        Ok(Self { handle, rpc_addr, https, cancel, tasks, writer })
     }
 
     /// The handle.
@@ -324,6 +337,12 @@ impl RunningNode {
     /// Where the RPC listens.
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
+    }
+
+    /// The RPC's base URL: `https://` when it serves TLS.
+    pub fn rpc_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.rpc_addr)
     }
 
     /// Stops every task and waits for them, then for the writer to store and flush what it

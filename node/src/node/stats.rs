@@ -187,12 +187,14 @@ impl NodeHandle {
 /// Posts `report` to the follower's member node.
 fn send_report(follow: &crate::config::FollowConfig, report: &FollowerCounters) -> Result<(), NodeError> {
     let url = format!("{}/v1/stats/followers", follow.node.trim_end_matches('/'));
+    let unreachable = |e: String| NodeError::NotReady(format!("cannot report counters to {url}: {e}"));
+    let tls = crate::tls::client(Some(&follow.ca_file)).map_err(unreachable)?;
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .tls_config(tls)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .new_agent();
-    let unreachable = |e: String| NodeError::NotReady(format!("cannot report counters to {url}: {e}"));
     let mut response = agent
         .post(&url)
         .header("Authorization", format!("Bearer {}", follow.token))

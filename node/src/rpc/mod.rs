@@ -150,7 +150,12 @@ async fn time_limit(
 /// connections at once (more are closed as they arrive, and counted), each cut off if its
 /// client takes longer than `rpc.header_timeout` to send a request's head. On `cancel`, the
 /// requests in flight get [`DRAIN`] to finish.
-pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, cancel: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    node: NodeHandle,
+    cancel: CancellationToken,
+) {
     let limits = node.shared.rpc_limits;
     let refused = node.shared.metrics.rpc.clone();
     let app = router(node);
@@ -174,12 +179,18 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, cancel: 
             continue; // dropping the stream closes it
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (app, watcher, tls) = (app.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                // The handshake is part of the head: a client that stalls in it is cut off too.
+                Some(tls) => match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, app, limits, watcher).await,
+                    Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                    Err(_) => Err("TLS handshake took longer than rpc.header_timeout".into()),
+                },
+                None => serve_connection(stream, app, limits, watcher).await,
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "RPC connection ended");
             }
             drop(permit);
@@ -189,4 +200,20 @@ pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle, cancel: 
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN) => tracing::warn!("RPC requests still in flight at shutdown were cut off"),
     }
+}
+
+/// Serves HTTP/1.1 on one connection, plain or TLS, cut off if a request's head is slow.
+async fn serve_connection<S>(
+    stream: S,
+    app: Router,
+    limits: Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await.map_err(|e| e.to_string())
 }

@@ -7,6 +7,7 @@ mod founding;
 mod lists;
 mod operator;
 mod scan;
+mod tls;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
 
