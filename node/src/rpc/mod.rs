@@ -84,7 +84,9 @@ pub fn router(node: NodeHandle) -> Router {
     // Lists stream through a batch at a time, so they may be of any size.
     let list_routes =
         Router::new().route("/v1/import", post(lists::import)).route("/v1/export", get(lists::export));
-    let json_routes = json_routes.layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
+    let json_routes = json_routes
+        .layer(axum::middleware::from_fn_with_state(json, read_body))
+        .layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
     let with_token = limited(json_routes, json)
         .merge(limited(upload_routes, uploads))
         .merge(list_routes)
@@ -126,6 +128,27 @@ async fn reject_oversized(
         .into_response();
     }
     next.run(request).await
+}
+
+/// Reads a JSON request's whole body (at most `limit` bytes) before its handler runs, so a
+/// handler that takes no body still leaves the connection ready for the client's next
+/// request: hyper closes a keep-alive connection whose body was left unread, and a client
+/// that reuses it then finds it gone.
+async fn read_body(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body could not be read, or is larger than this endpoint allows ({limit} bytes of JSON)"),
+        )
+        .into_response(),
+    }
 }
 
 /// Answers 408 when a JSON request takes longer than `rpc.request_timeout` from its head to
