@@ -41,6 +41,21 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     if text.is_empty() { format!("{error:?}") } else { text }
 }
 
+/// Checks a document under `docs/` that is generated from the code: it must equal `want`.
+/// With `HASHMESH_BLESS` set, it is rewritten first.
+#[cfg(test)]
+pub(crate) fn assert_generated_doc(name: &str, want: &str, test_filter: &str) {
+    let path = format!("{}/../docs/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("HASHMESH_BLESS").is_some() {
+        std::fs::write(&path, want).unwrap_or_else(|e| panic!("cannot write docs/{name}: {e}"));
+    }
+    let held = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        held == want,
+        "docs/{name} is out of date: run HASHMESH_BLESS=1 cargo test -p hashmesh-node --lib {test_filter}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

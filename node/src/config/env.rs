@@ -188,15 +188,6 @@ mod tests {
 
     #[test]
     fn the_configuration_reference_is_generated_from_the_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
-        let want = reference();
-        if std::env::var_os("HASHMESH_BLESS").is_some() {
-            std::fs::write(path, &want).expect("write docs/configuration.md");
-        }
-        let held = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            held == want,
-            "docs/configuration.md is out of date: run HASHMESH_BLESS=1 cargo test -p hashmesh-node --lib config"
-        );
+        crate::assert_generated_doc("configuration.md", &reference(), "config");
     }
 }

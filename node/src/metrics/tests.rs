@@ -109,19 +109,11 @@ fn families_without_series_yet_are_still_described() {
 
 #[test]
 fn the_metrics_reference_is_generated_from_the_registry() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md");
     let want = reference();
     assert!(
         want.contains("| `hashmesh_match_requests` | counter |  | `hashmesh_match_requests_total` |"),
         "{want}"
     );
     assert!(want.contains("| `hashmesh_rpc_request_duration_seconds` | histogram | seconds |"), "{want}");
-    if std::env::var_os("HASHMESH_BLESS").is_some() {
-        std::fs::write(path, &want).expect("write docs/metrics.md");
-    }
-    let held = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        held == want,
-        "docs/metrics.md is out of date: run HASHMESH_BLESS=1 cargo test -p hashmesh-node --lib metrics"
-    );
+    crate::assert_generated_doc("metrics.md", &want, "metrics");
 }
