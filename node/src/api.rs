@@ -7,10 +7,11 @@ use hashmesh_protocol::{
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/entries`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitEntry {
     /// Fingerprints as `kind:hex`.
+    #[schema(min_items = 1)]
     pub fingerprints: Vec<Fingerprint>,
     /// Category name.
     pub category: Category,
@@ -26,7 +27,7 @@ pub struct SubmitEntry {
 }
 
 /// `POST /v1/entries/{id}/votes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CastVote {
     /// `confirm` or `dispute`.
@@ -37,7 +38,7 @@ pub struct CastVote {
 }
 
 /// `POST /v1/entries/{id}/retract`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetractEntry {
     /// Why.
@@ -46,7 +47,7 @@ pub struct RetractEntry {
 }
 
 /// A record just written: what the write endpoints answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Written {
     /// The new record's id (for an entry, the entry id).
     pub id: RecordId,
@@ -55,7 +56,7 @@ pub struct Written {
 }
 
 /// One member's vote as shown on an entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoteView {
     /// The voter.
     pub member: MemberId,
@@ -77,7 +78,7 @@ pub struct VoteView {
 }
 
 /// An entry with its current status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryView {
     /// Entry id.
     pub id: RecordId,
@@ -108,7 +109,8 @@ pub struct EntryView {
 }
 
 /// `GET /v1/entries` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntryFilter {
     /// Only entries in this status.
@@ -117,14 +119,14 @@ pub struct EntryFilter {
     pub category: Option<Category>,
     /// Only entries by this author.
     pub author: Option<MemberId>,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<usize>,
+    /// At most this many (default 100; 0 is taken as 1, more than 1000 as 1000).
+    pub limit: Option<u32>,
     /// Continue after this entry id (the previous page's `next_cursor`).
     pub cursor: Option<RecordId>,
 }
 
 /// A page of entries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryPage {
     /// The entries, in id order.
     pub entries: Vec<EntryView>,
@@ -136,15 +138,16 @@ pub struct EntryPage {
 pub const MAX_MATCH_HASHES: usize = 10_000;
 
 /// `POST /v1/match/hashes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchHashes {
     /// Fingerprints to look up, each `kind:hex` (at most [`MAX_MATCH_HASHES`] per call).
+    #[schema(min_items = 1, max_items = 10_000)]
     pub hashes: Vec<Fingerprint>,
 }
 
 /// One matching entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     /// The entry.
     pub entry: RecordId,
@@ -161,7 +164,7 @@ pub struct Hit {
 }
 
 /// The result for one queried fingerprint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MatchResult {
     /// The fingerprint queried.
     pub hash: Fingerprint,
@@ -179,7 +182,7 @@ pub struct MatchResult {
 }
 
 /// A hit the allow-list set aside, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suppressed {
     /// The hit.
     #[serde(flatten)]
@@ -192,7 +195,7 @@ pub struct Suppressed {
 }
 
 /// Answer of the match endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MatchResponse {
     /// One result per queried fingerprint, in request order.
     pub results: Vec<MatchResult>,
@@ -205,7 +208,7 @@ pub struct MatchResponse {
 }
 
 /// `GET /v1/alerts`: proofs that members equivocated.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertList {
     /// One per forked member.
     pub alerts: Vec<Alert>,
@@ -213,7 +216,7 @@ pub struct AlertList {
 
 /// Proof that a member signed two records at one position of its log: its key signed two
 /// histories (a leaked key, or two nodes running from one data dir).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// The member.
     pub author: MemberId,
@@ -226,7 +229,7 @@ pub struct Alert {
 }
 
 /// A raw signed record, for audit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RawRecord {
     /// Record id.
     pub id: RecordId,
@@ -251,19 +254,20 @@ impl RawRecord {
 }
 
 /// `GET /v1/records` query.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// Whose log.
     pub author: MemberId,
     /// First seq (default 1).
     pub from_seq: Option<u64>,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<usize>,
+    /// At most this many (default 100; 0 is taken as 1, more than 1000 as 1000).
+    pub limit: Option<u32>,
 }
 
 /// One author's log as this node holds it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogHead {
     /// The author.
     pub author: MemberId,
@@ -279,7 +283,7 @@ pub struct LogHead {
 }
 
 /// `GET /readyz`: whether the node should be sent traffic (200) or not yet (503).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Its replica is worth matching against: the only member, or caught up with a peer.
     pub ready: bool,
@@ -288,7 +292,7 @@ pub struct Readiness {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusView {
     /// Federation name.
     pub federation: String,
@@ -327,21 +331,21 @@ pub struct StatusView {
 }
 
 /// An RPC error body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong and what to do.
     pub error: String,
 }
 
 /// `GET /v1/peers`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerList {
     /// Every member peer this node knows, connected or not.
     pub peers: Vec<crate::net::PeerView>,
 }
 
 /// `POST /v1/membership/proposals`: changes for the next epoch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeChanges {
     /// The epoch the changes make; if given, it must be the next one (a guard against
@@ -364,7 +368,7 @@ pub struct ProposeChanges {
 }
 
 /// A member to remove.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveMember {
     /// Its key.
@@ -378,7 +382,7 @@ pub struct RemoveMember {
 }
 
 /// A membership record just written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProposalWritten {
     /// The proposal.
     pub proposal: ProposalId,
@@ -389,7 +393,7 @@ pub struct ProposalWritten {
 }
 
 /// `GET /v1/membership`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MembershipView {
     /// The epoch in force.
     pub epoch: u64,
@@ -406,7 +410,7 @@ pub struct MembershipView {
 }
 
 /// A proposal and who approved it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProposalView {
     /// Its id.
     pub id: ProposalId,
@@ -419,7 +423,7 @@ pub struct ProposalView {
 }
 
 /// One member's approval.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalView {
     /// The member's key.
     pub member: MemberId,
@@ -432,7 +436,7 @@ pub struct ApprovalView {
 }
 
 /// An epoch of the chain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EpochView {
     /// The epoch.
     pub epoch: u64,
@@ -443,16 +447,17 @@ pub struct EpochView {
 }
 
 /// `GET /v1/queue` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100; 0 is taken as 1, more than 1000 as 1000).
     #[serde(default)]
-    pub limit: Option<usize>,
+    pub limit: Option<u32>,
 }
 
 /// `GET /v1/queue`: entries awaiting this member's vote, oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// The entries, each with every member's vote and reason.
     pub entries: Vec<QueueItem>,
@@ -461,7 +466,7 @@ pub struct QueueView {
 }
 
 /// An entry in the review queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueItem {
     /// The entry with its votes.
     #[serde(flatten)]
@@ -473,7 +478,7 @@ pub struct QueueItem {
 }
 
 /// `GET /v1/entries/{id}/history`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryView {
     /// The entry.
     pub entry: RecordId,
@@ -485,7 +490,7 @@ pub struct HistoryView {
 }
 
 /// One signed record in an entry's history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEvent {
     /// `entry`, `vote` or `retract`.
     pub kind: String,
@@ -515,7 +520,8 @@ pub struct HistoryEvent {
 }
 
 /// `POST /v1/import` query: how to read the uploaded list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// `plain`, `csv`, `te`, `hma` or `jsonl`.
@@ -529,7 +535,7 @@ pub struct ImportQuery {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// The format read.
     pub format: crate::lists::Format,
@@ -550,7 +556,8 @@ pub struct ImportReport {
 }
 
 /// `GET /v1/export` query: which entries, in which format.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `plain`, `csv`, `te`, `hma` or `jsonl` (default `jsonl`).
@@ -587,7 +594,7 @@ impl From<hashmesh_protocol::Entry> for SubmitEntry {
 /// Events go out one at a time in `id` order, each until the receiver answers 2xx; an event
 /// may come again if the node stopped between delivery and noting it, so receivers drop an
 /// `id` they have seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookEvent {
     /// Increases by one per event on this node; never reused.
     pub id: u64,
@@ -601,7 +608,7 @@ pub struct WebhookEvent {
 }
 
 /// What a webhook event says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// Content matched: the fingerprint, its hits and the strongest action.
@@ -630,14 +637,14 @@ pub enum Event {
 }
 
 /// `GET /v1/webhooks`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookList {
     /// One per configured webhook.
     pub webhooks: Vec<WebhookStatus>,
 }
 
 /// Delivery state of one webhook.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookStatus {
     /// Its URL.
     pub url: String,
@@ -661,19 +668,22 @@ pub struct WebhookStatus {
 }
 
 /// `GET /v1/stats` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     /// First day, `YYYY-MM-DD` (default 30 days before `to`).
     #[serde(default)]
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD` (default today, UTC).
     #[serde(default)]
+    #[param(format = Date)]
     pub to: Option<String>,
 }
 
 /// `GET /v1/stats`: members' published counters summed by day and category.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatsView {
     /// First day.
     pub from: String,
@@ -686,7 +696,7 @@ pub struct StatsView {
 }
 
 /// One day's sums.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DayStats {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
@@ -697,7 +707,7 @@ pub struct DayStats {
 }
 
 /// Sums of one category.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CategoryStats {
     /// The category.
     pub category: Category,
@@ -709,24 +719,26 @@ pub struct CategoryStats {
 
 /// `POST /v1/stats/followers`: a follower's daily counters, for its member node to publish
 /// with its own. Each day holds its counts so far (the whole day, not what is new).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowerCounters {
     /// The follower's id: random, made once per follower data dir.
+    #[schema(pattern = "^[A-Za-z0-9-]{1,64}$")]
     pub follower: String,
     /// Its counters by day.
+    #[schema(max_items = 31)]
     pub days: Vec<hashmesh_protocol::Stats>,
 }
 
 /// `POST /v1/stats/followers`: how many days were taken.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CountersTaken {
     /// Days in the report.
     pub days: usize,
 }
 
 /// `POST /v1/stats/publish`: the records just signed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatsPublished {
     /// One `stats` record per day whose counters changed since they were last published.
     pub records: Vec<Written>,

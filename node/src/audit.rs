@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: &str = "hashmesh-proof/1";
 
 /// An entry with everything needed to check its status offline.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProofBundle {
     /// [`FORMAT`].
     pub format: String,

@@ -20,6 +20,16 @@ pub enum SignalType {
     Url,
 }
 
+impl utoipa::PartialSchema for SignalType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.iter().map(|t| t.name())))
+            .into()
+    }
+}
+impl utoipa::ToSchema for SignalType {}
+
 impl SignalType {
     /// Every type, as `GET /c/signal_type` lists them.
     pub const ALL: [Self; 4] = [Self::Pdq, Self::VideoMd5, Self::VideoSha256, Self::Url];

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The kinds of fingerprint the protocol knows, each with a fixed value length.
 ///
 /// The numeric tags are part of the canonical encoding and must never be reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FingerprintKind {
     /// BLAKE3 of the file bytes.

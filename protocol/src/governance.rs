@@ -47,7 +47,7 @@ use crate::{Body, Manifest, ManifestError, MemberId, MemberInfo, PolicyParams, R
 /// [policy]                       # replaces the policy numbers
 /// confirmations_required = 3
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Changes {
     /// Members to add.
@@ -65,7 +65,7 @@ pub struct Changes {
 }
 
 /// A member to remove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Removal {
     /// Its key.
@@ -77,7 +77,7 @@ pub struct Removal {
 }
 
 /// A member's new key, peer ids or addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
     /// The member, by its current key.

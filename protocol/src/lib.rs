@@ -16,6 +16,7 @@ pub mod member;
 pub mod policy;
 pub mod proof;
 pub mod record;
+pub mod schema;
 
 pub use category::Category;
 pub use error::{DecodeError, ValidationError};

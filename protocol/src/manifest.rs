@@ -34,7 +34,7 @@ use crate::{Category, MemberId, ValidationError};
 pub const DEFAULT_PDQ_MAX_DISTANCE: u32 = 31;
 
 /// A federation manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// The federation's name; also names its gossip topic.
@@ -52,7 +52,7 @@ pub struct Manifest {
 }
 
 /// A key that left the federation, by removal or by rotation, in some epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetiredKey {
     /// The key.
@@ -71,7 +71,7 @@ pub struct RetiredKey {
 }
 
 /// One member of the federation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInfo {
     /// Human name, unique in the federation.
@@ -87,7 +87,7 @@ pub struct MemberInfo {
 }
 
 /// Policy numbers; each absent one takes its documented default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyParams {
     /// Confirmations that verify an undisputed entry (default `min(2, members - 1)`).

@@ -117,7 +117,7 @@ pub struct Membership {
 /// category, and how often the match removed it. A member signs them during the day and
 /// after; its record with the highest seq for a day is the one that counts. Summed across
 /// members, they are the figures members today report publicly by hand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Days since 1970-01-01 (UTC).
     pub day: u32,
@@ -126,7 +126,7 @@ pub struct Stats {
 }
 
 /// One category's counters in a [`Stats`] record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailyCount {
     /// The category.
     pub category: Category,

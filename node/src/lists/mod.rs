@@ -32,7 +32,7 @@ pub use read::{MAX_LINE_BYTES, Parsed, Row, RowError, rows};
 pub use write::Writer;
 
 /// A list format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `kind:hex` per line (or bare hex with a default kind).

@@ -23,7 +23,7 @@ pub struct Parsed {
 }
 
 /// A row that makes no entry, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowError {
     /// Its line in the file, from 1.
     pub line: u64,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::MIN_BACKOFF;
 
 /// A peer as `GET /v1/peers` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerView {
     /// libp2p peer id.
     pub peer_id: String,

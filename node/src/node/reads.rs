@@ -26,7 +26,7 @@ impl NodeHandle {
 
     /// A page of entries matching `filter`.
     pub fn entries(&self, filter: &EntryFilter) -> EntryPage {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000) as usize;
         let now = now_ms();
         let view = self.shared.replica.view();
         let mut entries = Vec::new();

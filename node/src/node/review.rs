@@ -11,7 +11,7 @@ impl NodeHandle {
     /// Entries awaiting this member's vote, oldest first: other members' entries that are
     /// pending or disputed and that this member has not voted on.
     pub fn queue(&self, query: &QueueQuery) -> QueueView {
-        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+        let limit = query.limit.unwrap_or(100).clamp(1, 1000) as usize;
         let now = now_ms();
         let me = self.shared.me;
         let (total, entries) = {

@@ -14,12 +14,28 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
-use crate::api::{ExportQuery, ImportQuery, ImportReport};
+use crate::api::{ErrorBody, ExportQuery, ImportQuery, ImportReport};
 use crate::config::Role;
 use crate::lists::Defaults;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+#[utoipa::path(
+    post,
+    path = "/v1/import",
+    tag = "lists",
+    description = "Needs the submitter role. The list streams through in batches, so it may be of any size.",
+    params(ImportQuery),
+    request_body(content = Option<String>, content_type = "text/plain", description = "The list, in the format named by `format`; no body is an empty list."),
+    responses(
+        (status = 200, description = "What the import did: rows read, imported, duplicates, and the first bad rows with their reasons.", body = ImportReport),
+        (status = 400, description = "The query string is not valid.", body = ErrorBody),
+        (status = 403, description = "The token may not submit, or this node is a follower.", body = ErrorBody),
+        (status = 409, description = "This member forked its log.", body = ErrorBody),
+        (status = 422, description = "The list cannot be read as the format says (a `plain` or `te` list needs `category`).", body = ErrorBody),
+        (status = 503, description = "This node cannot write yet.", body = ErrorBody),
+    )
+)]
 pub(super) async fn import(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -39,6 +55,21 @@ pub(super) async fn import(
     Ok(Json(report))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    tag = "lists",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The entries' fingerprints as a list, streamed: `jsonl` (the default) as `application/x-ndjson`, `csv` and `hma` as `text/csv`, `plain` and `te` as `text/plain`.",
+            content(
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+                (String = "text/plain"),
+            )),
+        (status = 400, description = "The query string is not valid.", body = ErrorBody),
+    )
+)]
 pub(super) async fn export(
     State(node): State<NodeHandle>,
     headers: HeaderMap,

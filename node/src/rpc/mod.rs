@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 mod hma;
 mod lists;
+mod openapi;
 mod sync;
 
 use std::sync::Arc;
@@ -16,16 +17,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::NodeHandle;
 pub use error::ApiError;
-
-/// The OpenAPI document.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// The RPC's connection cap and timeouts (`rpc.*` in the config).
 #[derive(Debug, Clone, Copy)]
@@ -45,58 +44,153 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// this API is small (10,000 hashes to match fit in under 1 MiB).
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
+/// The routes, in groups that pass through the same middleware. The router and the OpenAPI
+/// document are both made from these groups, and what each group's middleware does and which
+/// answers it adds to its routes are written side by side in [`Group`], so the document can
+/// leave out neither a route nor a status the router has.
+fn groups() -> [(OpenApiRouter<NodeHandle>, Group); 7] {
+    let open = OpenApiRouter::new()
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::openapi));
+    let json = OpenApiRouter::new()
+        .routes(routes!(handlers::metrics))
+        .routes(routes!(handlers::status))
+        .routes(routes!(handlers::peers))
+        .routes(routes!(handlers::submit, handlers::list))
+        .routes(routes!(handlers::show))
+        .routes(routes!(handlers::vote))
+        .routes(routes!(handlers::retract))
+        .routes(routes!(handlers::history))
+        .routes(routes!(handlers::export_proof))
+        .routes(routes!(handlers::queue))
+        .routes(routes!(handlers::match_hashes))
+        .routes(routes!(handlers::records))
+        .routes(routes!(sync::sync))
+        .routes(routes!(handlers::alerts))
+        .routes(routes!(handlers::webhooks))
+        .routes(routes!(handlers::stats))
+        .routes(routes!(handlers::publish_stats))
+        .routes(routes!(handlers::follower_counters))
+        .routes(routes!(handlers::membership))
+        .routes(routes!(handlers::propose))
+        .routes(routes!(handlers::approve));
+    let uploads = OpenApiRouter::new().routes(routes!(handlers::match_file));
+    let lists = OpenApiRouter::new().routes(routes!(lists::import)).routes(routes!(lists::export));
+    [
+        (open, Group::Open),
+        (json, Group::Json),
+        (uploads, Group::Uploads),
+        (lists, Group::Lists),
+        (hma::open_routes(), Group::Open),
+        (hma::upload_routes(), Group::HmaUploads),
+        (hma::json_routes(), Group::HmaJson),
+    ]
+}
+
+/// The middleware a group of routes passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// No token: probes and the document.
+    Open,
+    /// JSON requests: a token, bodies up to [`MAX_JSON_BYTES`] read before the handler, and
+    /// `rpc.request_timeout`.
+    Json,
+    /// File uploads: a token, bodies up to `rpc.max_body_bytes`.
+    Uploads,
+    /// Lists: a token; the body streams through in batches, with no size limit.
+    Lists,
+    /// HMA's uploads: as [`Group::Uploads`], refused in HMA's error shape.
+    HmaUploads,
+    /// HMA's other routes: a token, JSON-sized bodies.
+    HmaJson,
+}
+
+impl Group {
+    /// Wraps the group's routes in its middleware. The token is checked first, before any of
+    /// the body is read; then the body's size, from its declared length and as it streams.
+    fn layer(self, routes: OpenApiRouter<NodeHandle>, node: &NodeHandle) -> OpenApiRouter<NodeHandle> {
+        let uploads = node.shared.max_body_bytes;
+        let json = uploads.min(MAX_JSON_BYTES);
+        let limited = |routes: OpenApiRouter<NodeHandle>, limit: usize| {
+            routes
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
+        };
+        let token = || axum::middleware::from_fn_with_state(node.clone(), auth::known_token);
+        let hma_token = || axum::middleware::from_fn_with_state(node.clone(), hma::known_token);
+        let timeout = node.shared.rpc_limits.request_timeout;
+        match self {
+            Self::Open => routes,
+            Self::Json => limited(
+                routes
+                    .layer(axum::middleware::from_fn_with_state(json, read_body))
+                    .layer(axum::middleware::from_fn_with_state(timeout, time_limit)),
+                json,
+            )
+            .route_layer(token()),
+            Self::Uploads => limited(routes, uploads).route_layer(token()),
+            Self::Lists => routes.route_layer(token()),
+            Self::HmaUploads => limited(routes, uploads).route_layer(hma_token()),
+            Self::HmaJson => limited(routes, json).route_layer(hma_token()),
+        }
+    }
+
+    /// The answers [`Group::layer`]'s middleware may give on each of the group's routes.
+    fn responses(self) -> Vec<openapi::Answer> {
+        use openapi::Answer;
+        let token = Answer::error(401, "No `Authorization: Bearer <token>` header, or an unknown token.");
+        let too_large = Answer::error(
+            413,
+            "The body is larger than this endpoint allows (JSON 1 MiB, uploads rpc.max_body_bytes).",
+        );
+        match self {
+            Self::Open => vec![],
+            Self::Json => {
+                vec![
+                    token,
+                    Answer::error(408, "The request took longer than rpc.request_timeout."),
+                    too_large,
+                ]
+            }
+            Self::Uploads => vec![token, too_large],
+            Self::Lists => vec![token],
+            Self::HmaUploads | Self::HmaJson => vec![token.hma(), too_large],
+        }
+    }
+}
+
+/// The OpenAPI document, made from the routes (served at `/openapi.json`; `docs/openapi.json`
+/// is a copy a test keeps equal).
+pub fn openapi() -> serde_json::Value {
+    let mut document = serde_json::to_value(described()).unwrap_or_default();
+    openapi::unsigned_ranges(&mut document);
+    document
+}
+
+/// The document as utoipa makes it from the routes.
+fn described() -> utoipa::openapi::OpenApi {
+    let mut api = openapi::base();
+    for (routes, group) in groups() {
+        let mut part = routes.into_openapi();
+        openapi::add_answers(&mut part, &group.responses());
+        api.merge(part);
+    }
+    openapi::add_json_body_answers(&mut api);
+    api
+}
+
 /// The router. Every route but the probes and the API document needs a known token, checked
 /// before any of the body is read; JSON bodies are limited to [`MAX_JSON_BYTES`], uploads to
 /// `rpc.max_body_bytes`, and lists stream through in batches with no limit.
 pub fn router(node: NodeHandle) -> Router {
-    let uploads = node.shared.max_body_bytes;
-    let json = uploads.min(MAX_JSON_BYTES);
     let metrics = node.shared.metrics.rpc.clone();
-    let limited = |router: Router<NodeHandle>, limit: usize| {
-        router
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(axum::middleware::from_fn_with_state(limit, reject_oversized))
-    };
-    let request_timeout = node.shared.rpc_limits.request_timeout;
-    let json_routes = Router::new()
-        .route("/metrics", get(handlers::metrics))
-        .route("/v1/status", get(handlers::status))
-        .route("/v1/peers", get(handlers::peers))
-        .route("/v1/entries", post(handlers::submit).get(handlers::list))
-        .route("/v1/entries/{id}", get(handlers::show))
-        .route("/v1/entries/{id}/votes", post(handlers::vote))
-        .route("/v1/entries/{id}/retract", post(handlers::retract))
-        .route("/v1/entries/{id}/history", get(handlers::history))
-        .route("/v1/entries/{id}/proof", get(handlers::export_proof))
-        .route("/v1/queue", get(handlers::queue))
-        .route("/v1/match/hashes", post(handlers::match_hashes))
-        .route("/v1/records", get(handlers::records))
-        .route("/v1/sync", post(sync::sync))
-        .route("/v1/alerts", get(handlers::alerts))
-        .route("/v1/webhooks", get(handlers::webhooks))
-        .route("/v1/stats", get(handlers::stats))
-        .route("/v1/stats/publish", post(handlers::publish_stats))
-        .route("/v1/stats/followers", post(handlers::follower_counters))
-        .route("/v1/membership", get(handlers::membership))
-        .route("/v1/membership/proposals", post(handlers::propose))
-        .route("/v1/membership/proposals/{id}/approve", post(handlers::approve));
-    let upload_routes = Router::new().route("/v1/match", post(handlers::match_file));
-    // Lists stream through a batch at a time, so they may be of any size.
-    let list_routes =
-        Router::new().route("/v1/import", post(lists::import)).route("/v1/export", get(lists::export));
-    let json_routes = json_routes
-        .layer(axum::middleware::from_fn_with_state(json, read_body))
-        .layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
-    let with_token = limited(json_routes, json)
-        .merge(limited(upload_routes, uploads))
-        .merge(list_routes)
-        .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::known_token));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(handlers::readyz))
-        .route("/openapi.json", get(handlers::openapi))
-        .merge(with_token)
-        .merge(hma::routes(&node, |router, limit| limited(router, limit.min(uploads)), json))
+    let mut routes = OpenApiRouter::new();
+    for (group, kind) in groups() {
+        routes = routes.merge(kind.layer(group, &node));
+    }
+    let (router, _) = routes.split_for_parts();
+    router
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         // Last, so it wraps every route and both fallbacks and sees every answer, 413s included.
@@ -239,4 +333,15 @@ where
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is the document the node serves, for readers of the repository.
+    #[test]
+    fn the_document_in_docs_is_the_generated_one() {
+        let document =
+            serde_json::to_string_pretty(&super::openapi()).expect("the document serialises") + "\n";
+        crate::assert_generated_doc("openapi.json", &document, "rpc::tests");
+    }
 }

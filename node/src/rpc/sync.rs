@@ -14,19 +14,36 @@ use serde::Deserialize;
 use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
+use crate::api::ErrorBody;
 use crate::config::Role;
 use crate::net::follow::{CBOR, LONG_POLL};
 use crate::replica::ReplicaHandle;
 use crate::sync::{SyncRequest, digest};
 
 /// The query of `POST /v1/sync`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SyncQuery {
-    /// Hex blake3 of a clock of this node's: a heads request waits until the clock moves on.
+    /// Hex blake3 of a clock of this node's: a heads request waits until the clock moves on
+    /// (for up to 20 s).
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
     after: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sync",
+    tag = "sync",
+    description = "For followers (`hashmesh run --follow`): the `/hashmesh/sync/3` messages of the peer protocol, as CBOR.",
+    params(SyncQuery),
+    request_body(content = super::openapi::Binary, content_type = "application/cbor", description = "A sync request: heads, a range of one author's log, or a proof."),
+    responses(
+        (status = 200, description = "The sync answer, as a member peer would give it.", body = super::openapi::Binary, content_type = "application/cbor"),
+        (status = 400, description = "The body is not a sync request, or `after` is not 64 hex digits.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/cbor`.", body = ErrorBody),
+    )
+)]
 pub(super) async fn sync(
     State(node): State<NodeHandle>,
     headers: HeaderMap,

@@ -11,13 +11,14 @@ use hashmesh_protocol::Category;
 use serde::{Deserialize, Serialize};
 
 use super::signal::{self, ContentType, SignalType};
-use super::{HmaError, Result, counts, matcher};
+use super::{HmaError, HmaErrorBody, Result, counts, matcher};
 use crate::NodeHandle;
 use crate::api::{EntryFilter, EntryView};
 
 /// HMA's `BankConfig`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct BankConfig {
+    /// The bank: a category in upper case.
     name: String,
     /// Always 1.0: every bank is matched, there is no coinflip.
     matching_enabled_ratio: f64,
@@ -45,6 +46,12 @@ fn known_bank(node: &NodeHandle, bank: &str) -> Result<Category> {
 }
 
 /// `GET /c/banks` → `[{"name", "matching_enabled_ratio"}…]`.
+#[utoipa::path(
+    get,
+    path = "/c/banks",
+    tag = "hma",
+    responses((status = 200, description = "One bank per category of the federation.", body = Vec<BankConfig>))
+)]
 pub(super) async fn banks(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -54,6 +61,16 @@ pub(super) async fn banks(
 }
 
 /// `GET /c/bank/{bank}` → `{"name", "matching_enabled_ratio"}`.
+#[utoipa::path(
+    get,
+    path = "/c/bank/{bank}",
+    tag = "hma",
+    params(("bank" = String, Path, description = "A bank name: a category in upper case (case ignored).")),
+    responses(
+        (status = 200, description = "The bank.", body = BankConfig),
+        (status = 404, description = "No such bank.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn bank(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -64,15 +81,33 @@ pub(super) async fn bank(
 }
 
 /// `GET /c/bank/{bank}/content/{id}` query.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ContentQuery {
+    /// `true`: add `signals` (`pdq`, `video_md5`, `video_sha256`).
     include_signals: Option<String>,
+    /// `false`: leave out `metadata` (default `true`).
     include_metadata: Option<String>,
 }
 
 /// `GET /c/bank/{bank}/content/{id}[?include_signals=true][&include_metadata=false]` → HMA's
 /// `BankContentResponse`; like HMA, the bank must exist and the content is found whichever
 /// bank it is in (its own bank is in the answer).
+#[utoipa::path(
+    get,
+    path = "/c/bank/{bank}/content/{id}",
+    tag = "hma",
+    params(
+        ("bank" = String, Path, description = "A bank name: a category in upper case (case ignored)."),
+        ("id" = u64, Path, description = "An HMA content id: the first 53 bits of an entry's id."),
+        ContentQuery,
+    ),
+    responses(
+        (status = 200, description = "HMA's `BankContentResponse`: `id`, `disable_until_ts` (1 when the action is remove or review, else 0), `original_media_uri`, `bank`, and `signals`, `metadata` (with the entry id, status, action, author and links) and `note` when asked for or set.", body = Object),
+        (status = 404, description = "No such bank or content.", body = HmaErrorBody),
+        (status = 409, description = "Two entries share this content id: look them up by entry id.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn bank_content(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -143,6 +178,12 @@ fn content_view(entry: &EntryView, signals: bool, metadata: bool) -> serde_json:
 }
 
 /// `GET /c/signal_type` → `[{"name", "enabled_ratio"}…]`.
+#[utoipa::path(
+    get,
+    path = "/c/signal_type",
+    tag = "hma",
+    responses((status = 200, description = "`[{\"name\", \"enabled_ratio\"}]` for pdq, video_md5, video_sha256 and url.", body = Vec<Object>))
+)]
 pub(super) async fn signal_types(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -156,6 +197,12 @@ pub(super) async fn signal_types(
 }
 
 /// `GET /c/content_type` → `[{"name", "enabled"}…]`.
+#[utoipa::path(
+    get,
+    path = "/c/content_type",
+    tag = "hma",
+    responses((status = 200, description = "`[{\"name\", \"enabled\"}]` for photo and video.", body = Vec<Object>))
+)]
 pub(super) async fn content_types(
     State(node): State<NodeHandle>,
     headers: HeaderMap,

@@ -9,10 +9,20 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 
 use super::signal::{self, ContentType, UploadHashes};
-use super::{HmaError, NO_DOWNLOADS, Result, matcher};
+use super::{HmaError, HmaErrorBody, NO_DOWNLOADS, Result, matcher};
 use crate::NodeHandle;
 
 /// `GET /h/hash?url=…`: refused; HMA would download the URL.
+#[utoipa::path(
+    get,
+    path = "/h/hash",
+    tag = "hma",
+    params(UrlQuery),
+    responses(
+        (status = 400, description = "Refused: this node does not download what callers name; upload the file with `POST /h/hash`.", body = HmaErrorBody),
+        (status = 422, description = "`url` is missing.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn hash_url(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -28,13 +38,28 @@ pub(super) async fn hash_url(
     }
 }
 
-#[derive(Deserialize)]
+/// `GET /h/hash` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UrlQuery {
+    /// The URL HMA would download.
+    #[param(required = true)]
     url: Option<String>,
 }
 
 /// `POST /h/hash`: one multipart file whose field names its content type →
 /// `{"<signal type>": "<hash>"}`, `""` for a PDQ too low in quality.
+#[utoipa::path(
+    post,
+    path = "/h/hash",
+    tag = "hma",
+    request_body(content = crate::rpc::openapi::HmaUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The hash of each signal type, in hex: `pdq` for a photo (`\"\"` when too low in quality), `video_md5` and `video_sha256` for a video.", body = BTreeMap<String, String>),
+        (status = 400, description = "No file, more than one, a field that names no content type, or a photo that does not decode.", body = HmaErrorBody),
+        (status = 503, description = "The node is shutting down.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn hash_upload(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -88,11 +113,8 @@ async fn read_form(
     let mut file = None;
     while let Some(field) = form.next_field().await.map_err(|e| invalid(&e))? {
         let name = field.name().unwrap_or_default().to_owned();
-        // Werkzeug counts a part as a file when it has a filename; a part named for a
-        // content type is taken as one too.
-        if field.file_name().is_none() && ContentType::parse(&name).is_err() {
-            continue;
-        }
+        // Exactly one part, named for its content type: a part that names none is refused
+        // rather than skipped, so a typo in the field name is not a silent miss.
         if file.is_some() {
             return Err(HmaError::bad_request("Only one file allowed per request"));
         }

@@ -10,31 +10,47 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::signal::{self, SignalType};
-use super::{HmaError, NO_DOWNLOADS, Result, counts, hashing, matcher};
+use super::{HmaError, HmaErrorBody, NO_DOWNLOADS, Result, counts, hashing, matcher};
 use crate::NodeHandle;
 use crate::api::Hit;
 use crate::hashers::Computed;
 
 /// `GET /m/raw_lookup` query.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RawLookupQuery {
+    /// The hash, in hex (the URL itself for `url`).
+    #[param(required = true)]
     signal: Option<String>,
+    /// `pdq`, `video_md5`, `video_sha256` or `url`.
+    #[param(required = true, value_type = SignalType)]
     signal_type: Option<String>,
+    /// Comma-separated bank names to keep (case ignored); absent or empty: every bank.
     banks: Option<String>,
+    /// `true` or `false` (pydantic's booleans: also `1`, `yes`, `on`…).
+    #[param(value_type = Option<bool>)]
     include_distance: Option<String>,
 }
 
 /// One match with its distance, as HMA's `MatchWithDistance`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct MatchWithDistance {
+    /// The entry's HMA content id: the first 53 bits of its 32-byte id.
     bank_content_id: u64,
     /// A string even for PDQ (`"4"`), `"-"` for exact types: python-threatexchange's
     /// `pretty_str`.
     distance: String,
 }
 
+/// HMA's `RawLookupResponse`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RawLookupResponse {
+    /// Content ids, or with `include_distance` ids with their distances.
+    matches: Vec<RawMatch>,
+}
+
 /// HMA's `RawLookupResponse.matches` item: an id, or an id with its distance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum RawMatch {
     Id(u64),
@@ -43,11 +59,22 @@ enum RawMatch {
 
 /// `GET /m/raw_lookup?signal=&signal_type=[&banks=][&include_distance=]` →
 /// `{"matches": [id…]}` or `{"matches": [{"bank_content_id", "distance"}…]}`.
+#[utoipa::path(
+    get,
+    path = "/m/raw_lookup",
+    tag = "hma",
+    params(RawLookupQuery),
+    responses(
+        (status = 200, description = "The matches; only entries whose action is remove or review match.", body = RawLookupResponse),
+        (status = 400, description = "The signal type is unknown or the signal is not a hash of it.", body = HmaErrorBody),
+        (status = 422, description = "`signal` or `signal_type` is missing, or `include_distance` is not a boolean.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn raw_lookup(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
     query: std::result::Result<Query<RawLookupQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<RawLookupResponse>> {
     matcher(&node, &headers)?;
     let Query(q) = query?;
     let (Some(signal), Some(signal_type)) = (q.signal, q.signal_type) else {
@@ -63,16 +90,46 @@ pub(super) async fn raw_lookup(
         .flatten()
         .map(|m| if with_distance { RawMatch::WithDistance(m) } else { RawMatch::Id(m.bank_content_id) })
         .collect();
-    Ok(Json(serde_json::json!({ "matches": matches })))
+    Ok(Json(RawLookupResponse { matches }))
 }
 
-/// `GET /m/lookup` query.
-#[derive(Deserialize)]
+/// `GET /m/lookup` query (`banks` alone for `POST`).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LookupQuery {
+    /// Refused: this node does not download what callers name.
     url: Option<String>,
+    /// The hash, in hex (the URL itself for `url`); with `signal_type`.
     signal: Option<String>,
+    /// `pdq`, `video_md5`, `video_sha256` or `url`; with `signal`.
+    #[param(value_type = Option<SignalType>)]
     signal_type: Option<String>,
+    /// Comma-separated bank names to keep (case ignored); absent or empty: every bank.
     banks: Option<String>,
+    /// Accepted and ignored: every bank is matched, there is no coinflip.
+    #[serde(default)]
+    #[expect(dead_code, reason = "HMA's parameter, accepted and ignored")]
+    seed: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    #[expect(dead_code, reason = "HMA's parameter, accepted and ignored")]
+    bypass_coinflip: Option<String>,
+}
+
+/// `POST /m/lookup` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct UploadLookupQuery {
+    /// Comma-separated bank names to keep (case ignored); absent or empty: every bank.
+    banks: Option<String>,
+    /// Accepted and ignored: every bank is matched, there is no coinflip.
+    #[serde(default)]
+    #[expect(dead_code, reason = "HMA's parameter, accepted and ignored")]
+    seed: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    #[expect(dead_code, reason = "HMA's parameter, accepted and ignored")]
+    bypass_coinflip: Option<String>,
 }
 
 /// Matches by bank name, as HMA's `TMatchByBank`; a bank appears only with a match.
@@ -80,6 +137,16 @@ pub(super) type MatchByBank = BTreeMap<String, Vec<MatchWithDistance>>;
 
 /// `GET /m/lookup?signal=&signal_type=[&banks=]` → `{"<BANK>": [{"bank_content_id",
 /// "distance"}…]}` (no signal type level, as in HMA); `url=` is refused.
+#[utoipa::path(
+    get,
+    path = "/m/lookup",
+    tag = "hma",
+    params(LookupQuery),
+    responses(
+        (status = 200, description = "Matches by bank; `{}` when none.", body = MatchByBank),
+        (status = 400, description = "`url` given (refused), neither `signal` nor `url`, an unknown signal type or a signal that is not a hash of it.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn lookup(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
@@ -98,10 +165,22 @@ pub(super) async fn lookup(
 
 /// `POST /m/lookup?[banks=]` with one multipart file → `{"<signal type>": {"<BANK>":
 /// [{"bank_content_id", "distance"}…]}}`.
+#[utoipa::path(
+    post,
+    path = "/m/lookup",
+    tag = "hma",
+    params(UploadLookupQuery),
+    request_body(content = crate::rpc::openapi::HmaUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Matches by signal type, then by bank; a photo matches with PDQ's mirrored and rotated variants.", body = BTreeMap<String, MatchByBank>),
+        (status = 400, description = "No file, more than one, a field that names no content type, or a photo that does not decode.", body = HmaErrorBody),
+        (status = 503, description = "The node is shutting down.", body = HmaErrorBody),
+    )
+)]
 pub(super) async fn lookup_upload(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
-    query: std::result::Result<Query<LookupQuery>, QueryRejection>,
+    query: std::result::Result<Query<UploadLookupQuery>, QueryRejection>,
     request: axum::extract::Request,
 ) -> Result<Json<BTreeMap<&'static str, MatchByBank>>> {
     matcher(&node, &headers)?;

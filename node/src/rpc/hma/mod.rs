@@ -47,44 +47,44 @@ mod hashing;
 mod matching;
 mod signal;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use hashmesh_protocol::Action;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use super::auth::authorize;
 use crate::NodeHandle;
 use crate::config::Role;
 
-/// The HMA routes, merged into the RPC router. `/status` is open like `/healthz`; the rest need
-/// a known token before any body is read (refused in HMA's error shape), uploads limited by
-/// `limited(router, upload limit)` and the rest to `json` bytes.
-pub(super) fn routes(
-    node: &NodeHandle,
-    limited: impl Fn(Router<NodeHandle>, usize) -> Router<NodeHandle>,
-    json: usize,
-) -> Router<NodeHandle> {
-    let uploads = Router::new()
-        .route("/h/hash", get(hashing::hash_url).post(hashing::hash_upload))
-        .route("/m/lookup", get(matching::lookup).post(matching::lookup_upload));
-    let rest = Router::new()
-        .route("/m/raw_lookup", get(matching::raw_lookup))
-        .route("/c/banks", get(curation::banks))
-        .route("/c/bank/{bank}", get(curation::bank))
-        .route("/c/bank/{bank}/content/{id}", get(curation::bank_content))
-        .route("/c/signal_type", get(curation::signal_types))
-        .route("/c/content_type", get(curation::content_types));
-    let with_token = limited(uploads, usize::MAX)
-        .merge(limited(rest, json))
-        .route_layer(axum::middleware::from_fn_with_state(node.clone(), known_token));
-    Router::new().route("/status", get(status)).route("/status/live", get(status)).merge(with_token)
+/// HMA's open routes: `/status` answers like `/healthz`.
+pub(super) fn open_routes() -> OpenApiRouter<NodeHandle> {
+    OpenApiRouter::new().routes(routes!(status)).routes(routes!(status_live))
+}
+
+/// HMA's uploads: limited to `rpc.max_body_bytes`.
+pub(super) fn upload_routes() -> OpenApiRouter<NodeHandle> {
+    OpenApiRouter::new()
+        .routes(routes!(hashing::hash_url, hashing::hash_upload))
+        .routes(routes!(matching::lookup, matching::lookup_upload))
+}
+
+/// The rest of HMA's routes: their bodies are JSON-sized.
+pub(super) fn json_routes() -> OpenApiRouter<NodeHandle> {
+    OpenApiRouter::new()
+        .routes(routes!(matching::raw_lookup))
+        .routes(routes!(curation::banks))
+        .routes(routes!(curation::bank))
+        .routes(routes!(curation::bank_content))
+        .routes(routes!(curation::signal_types))
+        .routes(routes!(curation::content_types))
 }
 
 /// [`super::auth::known_token`], answering in HMA's error shape.
-async fn known_token(
+pub(super) async fn known_token(
     axum::extract::State(node): axum::extract::State<NodeHandle>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -118,9 +118,16 @@ impl HmaError {
     }
 }
 
+/// HMA's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct HmaErrorBody {
+    /// What went wrong.
+    message: String,
+}
+
 impl IntoResponse for HmaError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "message": self.message }))).into_response()
+        (self.status, Json(HmaErrorBody { message: self.message })).into_response()
     }
 }
 
@@ -152,8 +159,27 @@ fn matcher(node: &NodeHandle, headers: &HeaderMap) -> Result<()> {
 
 /// `GET /status`: HMA's health check, open like `/healthz` (it says nothing but that the
 /// node answers; the index is in memory from start).
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "hma",
+    security(()),
+    responses((status = 200, description = "`I-AM-ALIVE`.", body = String, content_type = "text/plain"))
+)]
 async fn status() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "I-AM-ALIVE")
+}
+
+/// `GET /status/live`: the same.
+#[utoipa::path(
+    get,
+    path = "/status/live",
+    tag = "hma",
+    security(()),
+    responses((status = 200, description = "`I-AM-ALIVE`.", body = String, content_type = "text/plain"))
+)]
+async fn status_live() -> impl IntoResponse {
+    status().await
 }
 
 /// Whether a hit is a match for an HMA client: its action is remove or review (see the
