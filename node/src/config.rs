@@ -279,15 +279,23 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let invalid = |message: String| ConfigError::Invalid { path: path.clone(), message };
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let used = env::overlay(&mut table, |name| std::env::var(name).ok()).map_err(invalid)?;
+        let (config, used) = Self::parse(&text, |name| std::env::var(name).ok())
+            .map_err(|message| ConfigError::Invalid { path, message })?;
         if !used.is_empty() {
             tracing::info!(variables = ?used, "config keys set from the environment");
         }
-        let config: Self = table.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-        config.check().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// Reads a config's text, with each key's `HASHMESH_*` variable (as `var` gives them)
+    /// winning over the file, and checks it; with the variables that were used. No I/O: the
+    /// fuzz target `config_toml` calls it with any text.
+    pub fn parse(text: &str, var: impl Fn(&str) -> Option<String>) -> Result<(Self, Vec<String>), String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let used = env::overlay(&mut table, var)?;
+        let config: Self = table.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        config.check()?;
+        Ok((config, used))
     }
 
     /// Rejects values the node cannot run with.
