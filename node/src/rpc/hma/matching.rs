@@ -143,7 +143,7 @@ pub(super) type MatchByBank = BTreeMap<String, Vec<MatchWithDistance>>;
     tag = "hma",
     params(LookupQuery),
     responses(
-        (status = 200, description = "Matches by bank; `{}` when none.", body = MatchByBank),
+        (status = 200, description = "Matches by bank; `{}` when none.", body = inline(MatchByBank)),
         (status = 400, description = "`url` given (refused), neither `signal` nor `url`, an unknown signal type or a signal that is not a hash of it.", body = HmaErrorBody),
     )
 )]
@@ -172,7 +172,7 @@ pub(super) async fn lookup(
     params(UploadLookupQuery),
     request_body(content = crate::rpc::openapi::HmaUpload, content_type = "multipart/form-data"),
     responses(
-        (status = 200, description = "Matches by signal type, then by bank; a photo matches with PDQ's mirrored and rotated variants.", body = BTreeMap<String, MatchByBank>),
+        (status = 200, description = "Matches by signal type, then by bank; a photo matches with PDQ's mirrored and rotated variants.", body = inline(BTreeMap<String, MatchByBank>)),
         (status = 400, description = "No file, more than one, a field that names no content type, or a photo that does not decode.", body = HmaErrorBody),
         (status = 503, description = "The node is shutting down.", body = HmaErrorBody),
     )
