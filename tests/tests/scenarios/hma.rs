@@ -89,6 +89,12 @@ async fn hma_hash_answers_signal_type_to_hash_for_photo_and_video_uploads() {
             "Only one file allowed per request",
         ),
         (post_form(n, "/h/hash", &[("audio", b"x")]).await, 400, "no such content_type: 'audio'"),
+        // A part beside the file that names no content type is refused, not skipped.
+        (
+            post_form(n, "/h/hash", &[("photo", &photo), ("note", b"hi")]).await,
+            400,
+            "no such content_type: 'note'",
+        ),
     ];
     for (reply, status, message) in cases {
         assert_eq!((reply.status, &reply.body), (status, &json!({ "message": message })));

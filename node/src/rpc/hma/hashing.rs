@@ -115,10 +115,10 @@ async fn read_form(
         let name = field.name().unwrap_or_default().to_owned();
         // Exactly one part, named for its content type: a part that names none is refused
         // rather than skipped, so a typo in the field name is not a silent miss.
+        let content = ContentType::parse(&name).map_err(HmaError::bad_request)?;
         if file.is_some() {
             return Err(HmaError::bad_request("Only one file allowed per request"));
         }
-        let content = ContentType::parse(&name).map_err(HmaError::bad_request)?;
         let bytes = field.bytes().await.map_err(|e| {
             HmaError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
