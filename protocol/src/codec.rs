@@ -8,7 +8,8 @@
 //! ```text
 //! record   = version:u8 author:[32] seq:u64 prev:[32] timestamp:u64 body signature:[64]
 //! body     = 1 entry | 2 vote | 3 retract | 4 membership | 5 stats
-//! entry    = n:u8 (kind:u8 len:u8 value)*n category:str8 n:u8 link:str16*n note:opt(str16) expires:opt(u64)
+//! entry    = n:u8 (kind:u8 len value)*n category:str8 n:u8 link:str16*n note:opt(str16) expires:opt(u64)
+//! len      = u8, or u32 for vpdq (whose value is one 37-byte frame per sampled video frame)
 //! vote     = entry:[32] verdict:u8 reason:opt(str16) reviewer:opt(str8)
 //! retract  = entry:[32] reason:opt(str16)
 //! membership = epoch:u64 changes:str16 (TOML of the proposed changes)
@@ -18,13 +19,13 @@
 
 use crate::{
     Body, Category, DailyCount, DecodeError, Entry, Fingerprint, FingerprintKind, MemberId, Membership,
-    RecordId, Retract, Stats, UnsignedRecord, Verdict, Vote,
+    RecordId, Retract, Stats, UnsignedRecord, ValueLen, Verdict, Vote,
 };
 
 /// The encoding version this crate writes and reads.
 pub const VERSION: u8 = 1;
 /// Largest encoded record.
-pub const MAX_RECORD_SIZE: usize = 64 * 1024;
+pub const MAX_RECORD_SIZE: usize = 1024 * 1024;
 /// Most fingerprints in one entry.
 pub const MAX_FINGERPRINTS: usize = 64;
 /// Most links in one entry.
@@ -81,7 +82,12 @@ fn write_body(w: &mut Writer, body: &Body) -> Result<(), DecodeError> {
             }
             for fp in &e.fingerprints {
                 w.u8(fp.kind().tag());
-                w.u8(fp.value().len() as u8);
+                // Fixed-length kinds keep the one-byte length they always had; a video's
+                // frames need four.
+                match fp.kind().value_len() {
+                    ValueLen::Fixed(_) => w.u8(fp.value().len() as u8),
+                    ValueLen::Frames => w.u32(fp.value().len() as u32),
+                }
                 w.bytes(fp.value());
             }
             w.str8("category", e.category.as_str(), crate::category::MAX_CATEGORY_LEN)?;
@@ -201,7 +207,10 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
         let tag = r.u8("fingerprint.kind")?;
         let kind = FingerprintKind::from_tag(tag)
             .ok_or(DecodeError::UnknownTag { field: "fingerprint.kind", tag })?;
-        let len = usize::from(r.u8("fingerprint.len")?);
+        let len = match kind.value_len() {
+            ValueLen::Fixed(_) => usize::from(r.u8("fingerprint.len")?),
+            ValueLen::Frames => r.u32("fingerprint.len")? as usize,
+        };
         let value = r.take("fingerprint.value", len)?.to_vec();
         let fp = Fingerprint::new(kind, value).map_err(|e| invalid("fingerprint", &e.to_string()))?;
         fingerprints.push(fp);
@@ -244,6 +253,9 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
     fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -306,6 +318,9 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(field, 1)?[0])
+    }
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
     }
     fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(field)?))

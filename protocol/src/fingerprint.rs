@@ -29,12 +29,34 @@ pub enum FingerprintKind {
     Dhash,
     /// image_hasher mean-of-DCT hash, 8×8, 64 bits.
     Phash,
+    /// Meta's vPDQ video hash: a PDQ hash, quality and timestamp per sampled frame
+    /// ([`crate::vpdq`]).
+    Vpdq,
+}
+
+/// How long a value of a kind is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueLen {
+    /// Exactly this many bytes.
+    Fixed(usize),
+    /// A whole number of frames of [`crate::vpdq::FRAME_LEN`] bytes, 1 to
+    /// [`crate::vpdq::MAX_FRAMES`] of them.
+    Frames,
 }
 
 impl FingerprintKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 8] =
-        [Self::Blake3, Self::Sha256, Self::Sha1, Self::Md5, Self::Pdq, Self::Url, Self::Dhash, Self::Phash];
+    pub const ALL: [Self; 9] = [
+        Self::Blake3,
+        Self::Sha256,
+        Self::Sha1,
+        Self::Md5,
+        Self::Pdq,
+        Self::Url,
+        Self::Dhash,
+        Self::Phash,
+        Self::Vpdq,
+    ];
 
     /// The name used in `kind:hex`.
     pub fn name(self) -> &'static str {
@@ -47,23 +69,33 @@ impl FingerprintKind {
             Self::Url => "url",
             Self::Dhash => "dhash",
             Self::Phash => "phash",
+            Self::Vpdq => "vpdq",
         }
     }
 
-    /// Length of a value of this kind, in bytes.
-    pub fn value_len(self) -> usize {
+    /// Length of a value of this kind.
+    pub fn value_len(self) -> ValueLen {
         match self {
-            Self::Blake3 | Self::Sha256 | Self::Pdq | Self::Url => 32,
-            Self::Sha1 => 20,
-            Self::Md5 => 16,
-            Self::Dhash => 18,
-            Self::Phash => 8,
+            Self::Blake3 | Self::Sha256 | Self::Pdq | Self::Url => ValueLen::Fixed(32),
+            Self::Sha1 => ValueLen::Fixed(20),
+            Self::Md5 => ValueLen::Fixed(16),
+            Self::Dhash => ValueLen::Fixed(18),
+            Self::Phash => ValueLen::Fixed(8),
+            Self::Vpdq => ValueLen::Frames,
+        }
+    }
+
+    /// Length of a value of this kind if all have one length (every kind but `vpdq`).
+    pub fn fixed_len(self) -> Option<usize> {
+        match self.value_len() {
+            ValueLen::Fixed(n) => Some(n),
+            ValueLen::Frames => None,
         }
     }
 
     /// Whether values match by Hamming distance rather than equality.
     pub fn is_perceptual(self) -> bool {
-        matches!(self, Self::Pdq | Self::Dhash | Self::Phash)
+        matches!(self, Self::Pdq | Self::Dhash | Self::Phash | Self::Vpdq)
     }
 
     /// The tag byte in the canonical encoding.
@@ -77,6 +109,7 @@ impl FingerprintKind {
             Self::Url => 6,
             Self::Dhash => 7,
             Self::Phash => 8,
+            Self::Vpdq => 9,
         }
     }
 
@@ -114,12 +147,12 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// A fingerprint, if `value` has the kind's length.
     pub fn new(kind: FingerprintKind, value: Vec<u8>) -> Result<Self, ParseFingerprintError> {
-        if value.len() != kind.value_len() {
-            return Err(ParseFingerprintError::WrongLength {
-                kind,
-                expected: kind.value_len(),
-                got: value.len(),
-            });
+        match kind.value_len() {
+            ValueLen::Fixed(expected) if value.len() != expected => {
+                return Err(ParseFingerprintError::WrongLength { kind, expected, got: value.len() });
+            }
+            ValueLen::Fixed(_) => {}
+            ValueLen::Frames => crate::vpdq::validate(&value).map_err(ParseFingerprintError::Vpdq)?,
         }
         Ok(Self { kind, value })
     }
@@ -148,7 +181,16 @@ impl fmt::Display for Fingerprint {
 
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        match self.kind.value_len() {
+            ValueLen::Fixed(_) => fmt::Display::fmt(self, f),
+            // A video's value runs to hundreds of kilobytes: name it, don't print it.
+            ValueLen::Frames => write!(
+                f,
+                "vpdq:[{} frames, blake3 {}]",
+                self.value.len() / crate::vpdq::FRAME_LEN,
+                &blake3::hash(&self.value).to_hex()[..16]
+            ),
+        }
     }
 }
 
@@ -159,7 +201,9 @@ pub enum ParseFingerprintError {
     #[error("fingerprint {0:?} is not of the form kind:hex (for example sha256:9f86…)")]
     NoSeparator(String),
     /// The kind is not known.
-    #[error("unknown fingerprint kind {0:?}; known kinds: blake3, sha256, sha1, md5, pdq, url, dhash, phash")]
+    #[error(
+        "unknown fingerprint kind {0:?}; known kinds: blake3, sha256, sha1, md5, pdq, url, dhash, phash, vpdq"
+    )]
     UnknownKind(String),
     /// The value is not hex.
     #[error("the value of a {0} fingerprint must be hexadecimal")]
@@ -174,6 +218,9 @@ pub enum ParseFingerprintError {
         /// The length given.
         got: usize,
     },
+    /// A `vpdq` value is malformed.
+    #[error(transparent)]
+    Vpdq(crate::vpdq::VpdqError),
 }
 
 impl FromStr for Fingerprint {
@@ -185,10 +232,14 @@ impl FromStr for Fingerprint {
         let kind: FingerprintKind = kind.trim().to_ascii_lowercase().parse()?;
         let value = value.trim();
         if value.len() % 2 != 0 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(if value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                ParseFingerprintError::WrongLength { kind, expected: kind.value_len(), got: value.len() / 2 }
-            } else {
-                ParseFingerprintError::NotHex(kind)
+            return Err(match kind.value_len() {
+                ValueLen::Fixed(expected) if value.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    ParseFingerprintError::WrongLength { kind, expected, got: value.len() / 2 }
+                }
+                ValueLen::Frames if value.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    ParseFingerprintError::Vpdq(crate::vpdq::VpdqError::PartialFrame(value.len() / 2))
+                }
+                _ => ParseFingerprintError::NotHex(kind),
             });
         }
         let bytes = hex::decode(value).map_err(|_| ParseFingerprintError::NotHex(kind))?;
@@ -262,9 +313,33 @@ mod tests {
     }
 
     #[test]
-    fn only_pdq_dhash_and_phash_are_perceptual() {
+    fn only_pdq_dhash_phash_and_vpdq_are_perceptual() {
         let perceptual: Vec<_> = FingerprintKind::ALL.into_iter().filter(|k| k.is_perceptual()).collect();
-        assert_eq!(perceptual, [FingerprintKind::Pdq, FingerprintKind::Dhash, FingerprintKind::Phash]);
+        assert_eq!(
+            perceptual,
+            [FingerprintKind::Pdq, FingerprintKind::Dhash, FingerprintKind::Phash, FingerprintKind::Vpdq]
+        );
+    }
+
+    #[test]
+    fn vpdq_values_are_whole_valid_frames() {
+        let frame = format!("{}{}{}", "ab".repeat(32), "64", "000003e8");
+        let fp: Fingerprint = format!("vpdq:{frame}{frame}").parse().expect("two frames");
+        assert_eq!(fp.value().len(), 2 * crate::vpdq::FRAME_LEN);
+        assert!(format!("{fp:?}").starts_with("vpdq:[2 frames, blake3 "), "{fp:?}");
+        assert_eq!(
+            format!("vpdq:{frame}ab").parse::<Fingerprint>(),
+            Err(ParseFingerprintError::Vpdq(crate::vpdq::VpdqError::PartialFrame(38)))
+        );
+        assert_eq!(
+            format!("vpdq:{frame}a").parse::<Fingerprint>(),
+            Err(ParseFingerprintError::Vpdq(crate::vpdq::VpdqError::PartialFrame(37)))
+        );
+        assert_eq!(
+            "vpdq:".parse::<Fingerprint>(),
+            Err(ParseFingerprintError::Vpdq(crate::vpdq::VpdqError::Empty))
+        );
+        assert!(matches!("vpdq:zz".parse::<Fingerprint>(), Err(ParseFingerprintError::NotHex(_))));
     }
 
     #[test]

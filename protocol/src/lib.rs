@@ -17,10 +17,11 @@ pub mod policy;
 pub mod proof;
 pub mod record;
 pub mod schema;
+pub mod vpdq;
 
 pub use category::Category;
 pub use error::{DecodeError, ValidationError};
-pub use fingerprint::{Fingerprint, FingerprintKind};
+pub use fingerprint::{Fingerprint, FingerprintKind, ValueLen};
 pub use governance::{Approval, Changes, Epoch, Governance, Proposal, ProposalId, Removal, Rotation};
 pub use manifest::{Manifest, ManifestError, MemberInfo, PolicyParams, RetiredKey};
 pub use member::MemberId;

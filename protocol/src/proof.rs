@@ -317,9 +317,17 @@ mod tests {
         );
     }
 
-    /// An entry at seq 3 of exactly `size` bytes (up to 64 KiB): 31 links of 2 KiB and one
-    /// that fills the rest. `variant` tells two such records apart.
+    /// An entry at seq 3 of exactly `size` bytes (up to 1 MiB): a video fingerprint of
+    /// `frames` frames, 31 links of 2 KiB and one that fills the rest. `variant` tells two such
+    /// records apart.
     fn entry_of_size(key: &SigningKey, variant: u8, size: usize) -> Record {
+        // 64 KiB of links can fill at most that much; frames fill the rest.
+        let frames = size.saturating_sub(64 * 1024) / crate::vpdq::FRAME_LEN;
+        let frame = crate::vpdq::Frame { hash: [variant; 32], quality: 90, timestamp_ms: 0 };
+        let video: Vec<Fingerprint> = vec![frame; frames]
+            .chunks(crate::vpdq::MAX_FRAMES)
+            .map(|chunk| Fingerprint::new(FingerprintKind::Vpdq, crate::vpdq::encode(chunk)).expect("vpdq"))
+            .collect();
         let sign = |links: Vec<String>| {
             UnsignedRecord {
                 author: MemberId::from_key(&key.verifying_key()),
@@ -327,9 +335,11 @@ mod tests {
                 prev: RecordId([5; 32]),
                 timestamp: 1,
                 body: Body::Entry(Entry {
-                    fingerprints: vec![
+                    fingerprints: std::iter::once(
                         Fingerprint::new(FingerprintKind::Md5, vec![variant; 16]).expect("md5"),
-                    ],
+                    )
+                    .chain(video.clone())
+                    .collect(),
                     category: "csam".parse().expect("valid"),
                     links,
                     note: None,
@@ -347,15 +357,15 @@ mod tests {
         record
     }
 
-    /// Two records of the largest size make the largest proof, 131,081 bytes; one byte more is
-    /// refused before anything is read.
+    /// Two records of the largest size make the largest proof, 2,097,161 bytes; one byte more
+    /// is refused before anything is read.
     #[test]
     fn the_largest_proof_decodes_and_one_byte_more_does_not() {
         let k = key(1);
-        let proof = EquivocationProof::new(entry_of_size(&k, 1, 65_536), entry_of_size(&k, 2, 65_536))
+        let proof = EquivocationProof::new(entry_of_size(&k, 1, 1 << 20), entry_of_size(&k, 2, 1 << 20))
             .expect("proof");
         let bytes = proof.encode();
-        assert_eq!(bytes.len(), 131_081);
+        assert_eq!(bytes.len(), 2_097_161);
         assert_eq!(EquivocationProof::decode(&bytes), Ok(proof));
         let mut longer = bytes;
         longer.push(0);

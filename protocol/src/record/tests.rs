@@ -42,13 +42,31 @@ fn retract() -> Body {
 }
 
 fn fp(kind: FingerprintKind, byte: u8) -> Fingerprint {
-    Fingerprint::new(kind, vec![byte; kind.value_len()]).expect("length matches kind")
+    Fingerprint::new(kind, value_of(kind, [byte; 32], 1)).expect("length matches kind")
+}
+
+/// A valid value of `kind` made from `bytes`: its first bytes, or `frames` video frames.
+fn value_of(kind: FingerprintKind, bytes: [u8; 32], frames: usize) -> Vec<u8> {
+    match kind.value_len() {
+        crate::ValueLen::Fixed(len) => bytes[..len].to_vec(),
+        crate::ValueLen::Frames => crate::vpdq::encode(
+            &(0..frames)
+                .map(|i| crate::vpdq::Frame {
+                    hash: bytes,
+                    quality: bytes[0] % 101,
+                    timestamp_ms: u32::try_from(i).unwrap_or(u32::MAX) * 1000,
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
 }
 
 fn fingerprint() -> impl Strategy<Value = Fingerprint> {
-    (proptest::sample::select(FingerprintKind::ALL.to_vec()), any::<[u8; 32]>()).prop_map(|(kind, bytes)| {
-        Fingerprint::new(kind, bytes[..kind.value_len()].to_vec()).expect("length matches kind")
-    })
+    (proptest::sample::select(FingerprintKind::ALL.to_vec()), any::<[u8; 32]>(), 1usize..4).prop_map(
+        |(kind, bytes, frames)| {
+            Fingerprint::new(kind, value_of(kind, bytes, frames)).expect("length matches kind")
+        },
+    )
 }
 
 fn text(max: usize) -> impl Strategy<Value = String> {

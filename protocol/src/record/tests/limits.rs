@@ -95,9 +95,24 @@ fn category_is_limited_to_32_bytes() {
     assert!(matches!(Record::decode(&bytes), Err(DecodeError::Invalid { field: "category", .. })));
 }
 
-/// An entry whose signed record is `size` bytes: 32 links of 2 KiB, cut short from the last.
+/// An entry whose signed record is `size` bytes: a video fingerprint with enough frames to
+/// pass `size`, then 32 links of 2 KiB cut short from the last to land on it.
 fn entry_of_size(size: usize) -> UnsignedRecord {
     let mut record = unsigned(1, entry(|e| e.links = vec!["l".repeat(2 * 1024); 32]));
+    let base = raw::unsigned(&record).len() + 64;
+    // Each vpdq fingerprint adds its tag, a 4-byte length and 37 bytes a frame; they overshoot
+    // `size` by less than a frame and its header, which the links give back.
+    let mut remaining = size.saturating_sub(base);
+    while remaining > 0
+        && let Body::Entry(e) = &mut record.body
+    {
+        let frames =
+            remaining.saturating_sub(5).div_ceil(crate::vpdq::FRAME_LEN).clamp(1, crate::vpdq::MAX_FRAMES);
+        let frame = crate::vpdq::Frame { hash: [7; 32], quality: 80, timestamp_ms: 0 };
+        let value = crate::vpdq::encode(&vec![frame; frames]);
+        e.fingerprints.push(Fingerprint::new(crate::FingerprintKind::Vpdq, value).expect("valid vpdq"));
+        remaining = remaining.saturating_sub(5 + frames * crate::vpdq::FRAME_LEN);
+    }
     let mut excess = raw::unsigned(&record).len() + 64 - size;
     if let Body::Entry(e) = &mut record.body {
         for link in e.links.iter_mut().rev() {
@@ -111,14 +126,14 @@ fn entry_of_size(size: usize) -> UnsignedRecord {
 }
 
 #[test]
-fn a_whole_record_is_at_most_64_kib() {
-    let record = entry_of_size(64 * 1024).sign(&key()).expect("a record of exactly 64 KiB signs");
-    assert_eq!(record.bytes().len(), 65_536);
+fn a_whole_record_is_at_most_1_mib() {
+    let record = entry_of_size(1 << 20).sign(&key()).expect("a record of exactly 1 MiB signs");
+    assert_eq!(record.bytes().len(), 1_048_576);
     assert!(Record::decode_verified(record.bytes()).is_ok());
     assert_eq!(codec::check_body(record.body()), Ok(()));
 
-    let over = entry_of_size(64 * 1024 + 1);
-    let refused = Some(DecodeError::TooLarge { size: 65_537, limit: 65_536 });
+    let over = entry_of_size((1 << 20) + 1);
+    let refused = Some(DecodeError::TooLarge { size: 1_048_577, limit: 1_048_576 });
     assert_eq!(codec::check_body(&over.body).err(), refused);
     assert_eq!(over.clone().sign(&key()).err(), refused);
     assert_eq!(Record::decode(&raw::signed(raw::unsigned(&over), &key())).err(), refused);
@@ -148,8 +163,8 @@ fn unknown_tags_and_bad_values_are_named() {
     let entry = signed(1, entry(|e| e.note = Some("é".into())));
     // entry = n, then kind, len, value.
     assert_eq!(
-        decode_with(&entry, BODY + 2, 9).err(),
-        Some(DecodeError::UnknownTag { field: "fingerprint.kind", tag: 9 })
+        decode_with(&entry, BODY + 2, 10).err(),
+        Some(DecodeError::UnknownTag { field: "fingerprint.kind", tag: 10 })
     );
     // An md5 value (16 bytes) labelled sha1 (20 bytes).
     assert!(matches!(

@@ -99,7 +99,11 @@ fn entry(w: &mut Out, e: &Entry, category: &str) {
     w.len8(e.fingerprints.len());
     for fp in &e.fingerprints {
         w.u8(fp.kind().tag());
-        w.len8(fp.value().len());
+        if fp.kind() == crate::FingerprintKind::Vpdq {
+            w.bytes(&u32::try_from(fp.value().len()).expect("a vpdq value fits u32").to_be_bytes());
+        } else {
+            w.len8(fp.value().len());
+        }
         w.bytes(fp.value());
     }
     w.str8(category);
