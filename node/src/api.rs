@@ -147,7 +147,7 @@ pub struct MatchHashes {
 }
 
 /// One matching entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     /// The entry.
     pub entry: RecordId,
@@ -157,10 +157,25 @@ pub struct Hit {
     pub status: Status,
     /// Kind of fingerprint that matched.
     pub kind: FingerprintKind,
-    /// Hamming distance (0 for exact kinds).
+    /// Hamming distance (0 for exact kinds; for a video, the closest pair of frames).
     pub distance: u32,
     /// What to do.
     pub action: Action,
+    /// For a video (`vpdq`): how much of each video matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoMatch>,
+}
+
+/// How much of two videos match, as Meta's vPDQ matcher computes it: repeated frames dropped,
+/// frames below quality 50 dropped, frames within the federation's `pdq_max_distance`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VideoMatch {
+    /// Percent of the queried video's frames near a frame of the listed video; a match needs
+    /// the manifest's `vpdq_query_match_percent` (80 by default).
+    pub query_percent: f64,
+    /// Percent of the listed video's frames near a frame of the queried one; a match needs the
+    /// manifest's `vpdq_candidate_match_percent` (0 by default).
+    pub candidate_percent: f64,
 }
 
 /// The result for one queried fingerprint.
@@ -182,7 +197,7 @@ pub struct MatchResult {
 }
 
 /// A hit the allow-list set aside, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suppressed {
     /// The hit.
     #[serde(flatten)]
@@ -205,6 +220,10 @@ pub struct MatchResponse {
     /// (only its exact kinds were matched).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub image_error: Option<String>,
+    /// For file uploads: why the file, which looked like a video, got no vPDQ fingerprint
+    /// (FFmpeg missing, the file damaged, too long): only its exact kinds were matched.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub video_error: Option<String>,
 }
 
 /// `GET /v1/alerts`: proofs that members equivocated.

@@ -43,6 +43,8 @@ pub struct Config {
     pub stats: StatsConfig,
     /// Following a member node instead of joining the federation's network.
     pub follow: FollowConfig,
+    /// FFmpeg, which decodes videos for their vPDQ fingerprints.
+    pub video: crate::hashers::video::VideoConfig,
 }
 
 /// A follower (`hashmesh run --follow`) keeps a read-only replica of its member's node,
@@ -211,6 +213,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             stats: StatsConfig::default(),
             follow: FollowConfig::default(),
+            video: crate::hashers::video::VideoConfig::default(),
         }
     }
 }

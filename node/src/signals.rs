@@ -72,7 +72,8 @@ impl SignalType {
             FingerprintKind::Blake3
             | FingerprintKind::Sha1
             | FingerprintKind::Dhash
-            | FingerprintKind::Phash => None,
+            | FingerprintKind::Phash
+            | FingerprintKind::Vpdq => None,
         }
     }
 
@@ -81,7 +82,7 @@ impl SignalType {
     /// which HMA would accept and never match. `Err`: HMA's 400 message.
     pub fn fingerprint(self, signal: &str) -> Result<Option<Fingerprint>, String> {
         let hex_of = |kind: FingerprintKind, text: &str, why: String| {
-            let ok = text.len() == 2 * kind.value_len()
+            let ok = kind.fixed_len().is_some_and(|len| text.len() == 2 * len)
                 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             let value =
                 hex::decode(text).ok().filter(|_| ok).ok_or_else(|| format!("invalid signal: {why}"))?;

@@ -10,7 +10,9 @@
 //! [policy]                       # every field optional
 //! confirmations_required = 2     # default: min(2, members - 1)
 //! resolution_quorum = 3          # default: a majority of members
-//! pdq_max_distance = 31
+//! pdq_max_distance = 31          # also the distance at which two video frames match
+//! vpdq_query_match_percent = 80  # share of a queried video's frames that must match
+//! vpdq_candidate_match_percent = 0  # share of the listed video's frames that must match
 //! categories = ["csam", "drugs", "harmful_behavior"]
 //!
 //! [[members]]
@@ -32,6 +34,16 @@ use crate::{Category, MemberId, ValidationError};
 
 /// Default Hamming distance up to which two PDQ hashes match (the industry's usual 31).
 pub const DEFAULT_PDQ_MAX_DISTANCE: u32 = 31;
+
+/// Default share (percent) of a queried video's comparable frames that must be near frames of a
+/// listed video for the two to match: python-threatexchange's
+/// `VPDQ_QUERY_MATCH_THRESHOLD_PERCENT`.
+pub const DEFAULT_VPDQ_QUERY_MATCH_PERCENT: u8 = 80;
+
+/// Default share (percent) of the listed video's comparable frames that must be near the
+/// query's: python-threatexchange's `VPDQ_INDEX_MATCH_THRESHOLD_PERCENT`, so a short clip cut
+/// from a long listed video matches.
+pub const DEFAULT_VPDQ_CANDIDATE_MATCH_PERCENT: u8 = 0;
 
 /// A federation manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,6 +111,13 @@ pub struct PolicyParams {
     /// PDQ match threshold (default 31).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pdq_max_distance: Option<u32>,
+    /// Percent of a queried video's frames that must match a listed video's (default 80;
+    /// 1 to 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpdq_query_match_percent: Option<u8>,
+    /// Percent of the listed video's frames that must match the query's (default 0; 0 to 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpdq_candidate_match_percent: Option<u8>,
     /// Accepted categories (default the built-in three).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<Category>>,
@@ -183,6 +202,18 @@ impl Manifest {
         if self.policy.pdq_max_distance.is_some_and(|d| d > 128) {
             return rule("pdq_max_distance above 128 would match unrelated images".into());
         }
+        if let Some(p) = self.policy.vpdq_query_match_percent
+            && !(1..=100).contains(&p)
+        {
+            return rule(format!(
+                "vpdq_query_match_percent {p} must be between 1 and 100 (0 would match videos that share no frame)"
+            ));
+        }
+        if let Some(p) = self.policy.vpdq_candidate_match_percent
+            && p > 100
+        {
+            return rule(format!("vpdq_candidate_match_percent {p} must be between 0 and 100"));
+        }
         Ok(())
     }
 
@@ -243,6 +274,14 @@ impl Manifest {
         self.policy.pdq_max_distance.unwrap_or(DEFAULT_PDQ_MAX_DISTANCE)
     }
 
+    /// The percentages at which two videos match: (query, candidate).
+    pub fn vpdq_match_percents(&self) -> (u8, u8) {
+        (
+            self.policy.vpdq_query_match_percent.unwrap_or(DEFAULT_VPDQ_QUERY_MATCH_PERCENT),
+            self.policy.vpdq_candidate_match_percent.unwrap_or(DEFAULT_VPDQ_CANDIDATE_MATCH_PERCENT),
+        )
+    }
+
     /// The policy numbers with defaults filled in. A lone member's entries stay pending: no
     /// entry is verified by its author alone.
     pub fn policy(&self) -> Policy {
@@ -286,6 +325,7 @@ mod tests {
         assert_eq!(p.confirmations_required, 1);
         assert_eq!(p.resolution_quorum, 2);
         assert_eq!(m.pdq_max_distance(), 31);
+        assert_eq!(m.vpdq_match_percents(), (80, 0));
         assert_eq!(m.member_of_peer("p").map(|m| m.name.as_str()), Some("b"));
         assert!(m.allows_category(&"csam".parse().expect("valid")));
         assert!(!m.allows_category(&"spam".parse().expect("valid")));
@@ -351,6 +391,13 @@ mod tests {
             ("fed", "confirmations_required = 1", 1, true),
             ("fed", "pdq_max_distance = 128", 1, true),
             ("fed", "pdq_max_distance = 129", 1, false),
+            ("fed", "vpdq_query_match_percent = 100", 1, true),
+            ("fed", "vpdq_query_match_percent = 1", 1, true),
+            ("fed", "vpdq_query_match_percent = 0", 1, false),
+            ("fed", "vpdq_query_match_percent = 101", 1, false),
+            ("fed", "vpdq_candidate_match_percent = 0", 1, true),
+            ("fed", "vpdq_candidate_match_percent = 100", 1, true),
+            ("fed", "vpdq_candidate_match_percent = 101", 1, false),
         ];
         for (name, policy, n, ok) in cases {
             assert_eq!(accepted(&text(name, policy, *n)), *ok, "name {name:?}, {policy:?}, {n} members");

@@ -161,9 +161,9 @@ pub fn distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
-// The reference computes `count * 100 / len` in floating point; so do we, so a threshold of
-// exactly 80.0 decides the same way at 4 of 5 frames.
-fn percent(count: usize, of: usize) -> f64 {
+/// `count` of `of` in percent, computed as the reference does (`count * 100 / of` in floating
+/// point), so a threshold of exactly 80 decides the same way at 4 frames of 5.
+pub fn percent(count: usize, of: usize) -> f64 {
     count as f64 * 100.0 / of as f64
 }
 

@@ -426,12 +426,20 @@ fn print_written(what: &str, w: &Written, json: bool) -> anyhow::Result<()> {
 }
 
 fn hash_file(file: &Path) -> anyhow::Result<hashers::Hashed> {
-    let hashed =
-        hashers::fingerprint_file(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if let Some(e) = &hashed.image_error {
+    let hashed = hashers::fingerprint_file(file, &video_config())
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    for e in hashed.image_error.iter().chain(&hashed.video_error) {
         eprintln!("warning: {}: {e}; only its exact fingerprints were computed", file.display());
     }
     Ok(hashed)
+}
+
+/// How the CLI runs FFmpeg: the defaults, with any `HASHMESH_VIDEO_*` variable over them (the
+/// CLI reads no config file).
+pub(super) fn video_config() -> hashers::video::VideoConfig {
+    crate::config::Config::parse("", |name| std::env::var(name).ok())
+        .map(|(config, _)| config.video)
+        .unwrap_or_default()
 }
 
 fn submit(c: &Client, args: SubmitArgs, json: bool) -> anyhow::Result<()> {
@@ -543,7 +551,7 @@ fn match_(c: &Client, args: MatchArgs, json: bool) -> anyhow::Result<()> {
 
 fn print_match(what: &str, response: &MatchResponse) {
     say!("{what}: action {}", response.action.name());
-    if let Some(e) = &response.image_error {
+    for e in response.image_error.iter().chain(&response.video_error) {
         say!("  warning: {e}");
     }
     for r in &response.results {
@@ -601,10 +609,14 @@ fn hash_files(files: &[std::path::PathBuf], urls: &[String], json: bool) -> anyh
             }
             Ok(hashed) => {
                 for c in hashed.computed {
+                    let frames = (c.fingerprint.kind() == hashmesh_protocol::FingerprintKind::Vpdq)
+                        .then(|| format!("  frames={}", c.fingerprint.value().len() / hashmesh_protocol::vpdq::FRAME_LEN))
+                        .unwrap_or_default();
                     match (c.quality, &c.skipped) {
                         (Some(q), Some(why)) => say!("{}  quality={q} ({why})", c.fingerprint),
                         (Some(q), None) => say!("{}  quality={q}", c.fingerprint),
-                        _ => say!("{}", c.fingerprint),
+                        (None, Some(why)) => say!("{}{frames}  ({why})", c.fingerprint),
+                        (None, None) => say!("{}{frames}", c.fingerprint),
                     }
                 }
             }

@@ -189,6 +189,15 @@ fn rgb_to_luma(rgb: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// Luminance as Meta's C++ computes it: `0.299f * r + 0.587f * g + 0.114f * b`, all in `f32`,
+/// left to right.
+fn rgb_to_luma_f32(rgb: &[u8]) -> Vec<f32> {
+    const R: f32 = 0.299;
+    const G: f32 = 0.587;
+    const B: f32 = 0.114;
+    rgb.chunks_exact(3).map(|p| R * f32::from(p[0]) + G * f32::from(p[1]) + B * f32::from(p[2])).collect()
+}
+
 /// Blur + decimate to 64×64 (skipping the blur for exact 64×64 input when
 /// `allow_shortcut`, as the reference's single-hash path does), then quality
 /// and the 16×16 DCT.
@@ -241,6 +250,21 @@ fn dihedral_owned_luma(luma: Vec<f32>, rows: usize, cols: usize) -> [PdqHash; 8]
 /// called separately.
 pub fn hash_and_dihedral(img: &DynamicImage) -> (PdqResult, [PdqHash; 8]) {
     let (luma, rows, cols) = image_luma(img);
+    hash_and_dihedral_owned(luma, rows, cols)
+}
+
+/// [`hash_and_dihedral`] for a video frame in packed 8-bit RGB, with the luminance summed in
+/// `f32` as Meta's C++ (`fillFloatLumaFromRGB`) does, which is what vPDQ hashes frames with.
+pub fn hash_and_dihedral_frame(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+) -> Result<(PdqResult, [PdqHash; 8]), BufferSizeError> {
+    let (cols, rows) = dims(width, height, rgb.len(), 3)?;
+    Ok(hash_and_dihedral_owned(rgb_to_luma_f32(rgb), rows, cols))
+}
+
+fn hash_and_dihedral_owned(luma: Vec<f32>, rows: usize, cols: usize) -> (PdqResult, [PdqHash; 8]) {
     if rows < MIN_HASHABLE_DIM || cols < MIN_HASHABLE_DIM {
         return (PdqResult { hash: PdqHash::default(), quality: 0 }, [PdqHash::default(); 8]);
     }

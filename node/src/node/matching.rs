@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use hashmesh_protocol::{Action, Fingerprint, FingerprintKind, Manifest, RecordId, Status};
+use hashmesh_protocol::{Action, Fingerprint, FingerprintKind, Manifest, RecordId, Status, vpdq};
 
 use super::{NodeHandle, now_ms};
-use crate::api::{Hit, MatchResult, Suppressed};
+use crate::api::{Hit, MatchResult, Suppressed, VideoMatch};
 use crate::hashers::Computed;
 
 impl NodeHandle {
@@ -47,18 +47,20 @@ impl NodeHandle {
         queries
             .iter()
             .map(|query| {
-                let mut best: BTreeMap<RecordId, u32> = BTreeMap::new();
+                let mut best: BTreeMap<RecordId, Found> = BTreeMap::new();
                 if query.skipped.is_none() {
                     for fp in std::iter::once(&query.fingerprint).chain(&query.variants) {
-                        for (id, distance) in lookup(manifest, catalog, fp) {
-                            let d = best.entry(id).or_insert(distance);
-                            *d = (*d).min(distance);
+                        for (id, found) in lookup(manifest, catalog, fp) {
+                            let kept = best.entry(id).or_insert(found);
+                            if found.closer_than(kept) {
+                                *kept = found;
+                            }
                         }
                     }
                 }
                 let hits: Vec<Hit> = best
                     .into_iter()
-                    .filter_map(|(id, distance)| {
+                    .filter_map(|(id, Found { distance, video })| {
                         let state = catalog.get(&id)?;
                         let status = state.votes.status(policy, now);
                         // A match on known-benign content asks for nothing.
@@ -71,6 +73,7 @@ impl NodeHandle {
                             kind: query.fingerprint.kind(),
                             distance,
                             action,
+                            video,
                         })
                     })
                     .collect();
@@ -102,17 +105,68 @@ fn allow_list(catalog: &crate::replica::Catalog, hits: Vec<Hit>) -> (Vec<Hit>, V
     (kept, suppressed.into_iter().map(|hit| Suppressed { hit, by, reason: reason.clone() }).collect())
 }
 
-fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, u32)> {
+/// How one form of the query matched one entry.
+#[derive(Clone, Copy)]
+struct Found {
+    distance: u32,
+    video: Option<VideoMatch>,
+}
+
+impl Found {
+    fn exact() -> Self {
+        Self { distance: 0, video: None }
+    }
+
+    fn at(distance: u32) -> Self {
+        Self { distance, video: None }
+    }
+
+    /// Whether this is the better of two matches of the same entry by different forms of the
+    /// query (PDQ's dihedral variants, a mirrored video): more of the video matched, or a
+    /// smaller distance.
+    fn closer_than(&self, other: &Self) -> bool {
+        match (self.video, other.video) {
+            (Some(a), Some(b)) => {
+                (a.query_percent, a.candidate_percent, other.distance)
+                    > (b.query_percent, b.candidate_percent, self.distance)
+            }
+            _ => self.distance < other.distance,
+        }
+    }
+}
+
+fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, Found)> {
     match max_distance(manifest, fp.kind()) {
-        Some(max) => catalog.perceptual().query(fp, max),
-        None => catalog.exact(fp).iter().map(|id| (*id, 0)).collect(),
+        Some(max) if fp.kind() == FingerprintKind::Vpdq => {
+            let frames = vpdq::comparable(vpdq::frames(fp.value()));
+            let (query, candidate) = manifest.vpdq_match_percents();
+            catalog
+                .perceptual()
+                .query_video(&frames, max)
+                .into_iter()
+                .filter(|hit| {
+                    hit.score.query_percent >= f64::from(query)
+                        && hit.score.candidate_percent >= f64::from(candidate)
+                })
+                .map(|hit| {
+                    let video = VideoMatch {
+                        query_percent: hit.score.query_percent,
+                        candidate_percent: hit.score.candidate_percent,
+                    };
+                    (hit.entry, Found { distance: hit.score.min_distance, video: Some(video) })
+                })
+                .collect()
+        }
+        Some(max) => catalog.perceptual().query(fp, max).into_iter().map(|(id, d)| (id, Found::at(d))).collect(),
+        None => catalog.exact(fp).iter().map(|id| (*id, Found::exact())).collect(),
     }
 }
 
 /// The match threshold of a perceptual kind; `None` for exact kinds.
 pub fn max_distance(manifest: &Manifest, kind: FingerprintKind) -> Option<u32> {
     match kind {
-        FingerprintKind::Pdq => Some(manifest.pdq_max_distance()),
+        // Video frames are PDQ hashes and match at the same distance.
+        FingerprintKind::Pdq | FingerprintKind::Vpdq => Some(manifest.pdq_max_distance()),
         // image_hasher kinds: about 10% of the bits, the usual near-duplicate threshold.
         FingerprintKind::Dhash => Some(14),
         FingerprintKind::Phash => Some(6),

@@ -155,6 +155,8 @@ pub(crate) struct Shared {
     pub(crate) rpc_limits: crate::rpc::Limits,
     /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
     pub(crate) hashing: tokio::sync::Semaphore,
+    /// How uploaded videos are decoded.
+    pub(crate) video: crate::hashers::video::VideoConfig,
     /// Set once this node has caught up with a peer (see `ready.rs`); never cleared.
     caught_up: std::sync::atomic::AtomicBool,
     /// The metrics registry, complete once the network has added libp2p's families.
@@ -305,6 +307,7 @@ impl RunningNode {
                 hashing: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 ),
+                video: config.video.clone(),
                 caught_up: std::sync::atomic::AtomicBool::new(false),
                 metrics,
             }),

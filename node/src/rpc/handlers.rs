@@ -326,7 +326,7 @@ pub(super) async fn match_file(
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))?;
     let matcher = node.clone();
     let (hashed, results) = tokio::task::spawn_blocking(move || {
-        let hashed = crate::hashers::fingerprint_bytes(&body);
+        let hashed = crate::hashers::fingerprint_bytes(&body, &matcher.shared.video);
         let results = matcher.match_and_act(&hashed.computed);
         (hashed, results)
     })
@@ -334,6 +334,7 @@ pub(super) async fn match_file(
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the upload failed"))?;
     let mut response = respond(results);
     response.image_error = hashed.image_error;
+    response.video_error = hashed.video_error;
     Ok(Json(response))
 }
 
@@ -372,7 +373,7 @@ fn respond(results: Vec<crate::api::MatchResult>) -> MatchResponse {
         .flat_map(|r| r.hits.iter().map(|h| h.action))
         .min_by_key(|a| action_rank(*a))
         .unwrap_or(Action::None);
-    MatchResponse { results, action, image_error: None }
+    MatchResponse { results, action, image_error: None, video_error: None }
 }
 
 #[utoipa::path(

@@ -134,15 +134,16 @@ fn scan(client: &Client, options: &ScanOptions) -> anyhow::Result<Summary> {
     let mut progress = Progress::new(files.len());
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    let video = super::commands::video_config();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<Hashed>)>(QUEUED_FILES);
         for _ in 0..options.jobs.max(1) {
-            let (tx, files, next, stop) = (tx.clone(), &files, &next, &stop);
+            let (tx, files, next, stop, video) = (tx.clone(), &files, &next, &stop, &video);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
-                    if tx.send((i, hashers::fingerprint_file(path))).is_err() {
+                    if tx.send((i, hashers::fingerprint_file(path, video))).is_err() {
                         break;
                     }
                 }
@@ -235,7 +236,7 @@ impl Batch {
         match hashed {
             Err(e) => file.error = Some(format!("cannot read: {e}")),
             Ok(hashed) => {
-                file.error = hashed.image_error;
+                file.error = hashed.image_error.or(hashed.video_error);
                 for c in hashed.computed {
                     if let Some(why) = c.skipped {
                         // Too low in quality to trust: the node would not match it either.

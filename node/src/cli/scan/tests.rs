@@ -15,11 +15,12 @@ fn hit(entry: u8, kind: FingerprintKind, distance: u32, status: Status) -> Hit {
         kind,
         distance,
         action: status.action(),
+        video: None,
     }
 }
 
 fn fp(kind: FingerprintKind, byte: u8) -> Fingerprint {
-    Fingerprint::new(kind, vec![byte; kind.value_len()]).expect("fingerprint")
+    Fingerprint::new(kind, vec![byte; kind.fixed_len().expect("a fixed-length kind")]).expect("fingerprint")
 }
 
 fn result(kind: FingerprintKind, hits: Vec<Hit>) -> MatchResult {
@@ -61,7 +62,7 @@ fn low_quality_pdq_is_noted_not_sent_and_unreadable_files_are_rows() {
     low.skipped = Some("quality 12 below 50".into());
     low.variants = vec![fp(FingerprintKind::Pdq, 8)];
     let hashed =
-        Hashed { computed: vec![Computed::plain(fp(FingerprintKind::Md5, 1)), low], image_error: None };
+        Hashed { computed: vec![Computed::plain(fp(FingerprintKind::Md5, 1)), low], ..Hashed::default() };
     batch.push("flat.png".as_ref(), Ok(hashed));
     batch.push("locked".as_ref(), Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
     assert_eq!(batch.hashes, vec![fp(FingerprintKind::Md5, 1)], "neither the PDQ nor its variants go");
