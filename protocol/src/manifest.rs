@@ -114,9 +114,11 @@ pub struct PolicyParams {
     /// Percent of a queried video's frames that must match a listed video's (default 80;
     /// 1 to 100).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
     pub vpdq_query_match_percent: Option<u8>,
     /// Percent of the listed video's frames that must match the query's (default 0; 0 to 100).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 100)]
     pub vpdq_candidate_match_percent: Option<u8>,
     /// Accepted categories (default the built-in three).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -282,6 +284,13 @@ impl Manifest {
         )
     }
 
+    /// Whether two videos match by the federation's percentages, as python-threatexchange's
+    /// `VPDQSignal.compare_hash` decides: both shares at least their threshold.
+    pub fn videos_match(&self, score: &crate::vpdq::Score) -> bool {
+        let (query, candidate) = self.vpdq_match_percents();
+        score.query_percent >= f64::from(query) && score.candidate_percent >= f64::from(candidate)
+    }
+
     /// The policy numbers with defaults filled in. A lone member's entries stay pending: no
     /// entry is verified by its author alone.
     pub fn policy(&self) -> Policy {
@@ -326,6 +335,21 @@ mod tests {
         assert_eq!(p.resolution_quorum, 2);
         assert_eq!(m.pdq_max_distance(), 31);
         assert_eq!(m.vpdq_match_percents(), (80, 0));
+        let score = |query_percent, candidate_percent| crate::vpdq::Score {
+            query_percent,
+            candidate_percent,
+            min_distance: 0,
+        };
+        // At the thresholds exactly, as the reference's `>=`.
+        assert!(m.videos_match(&score(80.0, 0.0)));
+        assert!(!m.videos_match(&score(79.99, 100.0)));
+        let mut strict = m.clone();
+        strict.policy.vpdq_query_match_percent = Some(50);
+        strict.policy.vpdq_candidate_match_percent = Some(60);
+        assert_eq!(strict.vpdq_match_percents(), (50, 60));
+        assert!(strict.videos_match(&score(50.0, 60.0)));
+        assert!(!strict.videos_match(&score(100.0, 59.9)));
+        assert!(!strict.videos_match(&score(49.9, 100.0)));
         assert_eq!(m.member_of_peer("p").map(|m| m.name.as_str()), Some("b"));
         assert!(m.allows_category(&"csam".parse().expect("valid")));
         assert!(!m.allows_category(&"spam".parse().expect("valid")));

@@ -551,3 +551,29 @@ pub fn png(img: &image::DynamicImage) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
     out.into_inner()
 }
+
+/// The vPDQ test videos (`tests/video/make-videos.sh`), made once per test run: `None`, with
+/// the reason printed, when FFmpeg is not installed and `HASHMESH_REQUIRE_FFMPEG` is unset
+/// (`.ci/run` installs FFmpeg and sets it, so CI never skips them).
+pub fn test_videos() -> Option<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let ffmpeg = std::process::Command::new("ffmpeg").arg("-version").output();
+        if !ffmpeg.is_ok_and(|o| o.status.success()) {
+            assert!(
+                std::env::var_os("HASHMESH_REQUIRE_FFMPEG").is_none(),
+                "HASHMESH_REQUIRE_FFMPEG is set but ffmpeg is not installed"
+            );
+            eprintln!("skipping: ffmpeg is not installed (bash tests/video/install-ffmpeg.sh)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = format!("{}/video/make-videos.sh", env!("CARGO_MANIFEST_DIR"));
+        let made =
+            std::process::Command::new("bash").arg(script).arg(dir.path()).status().expect("bash runs");
+        assert!(made.success(), "tests/video/make-videos.sh failed");
+        Some(dir)
+    })
+    .as_ref()
+    .map(tempfile::TempDir::path)
+}

@@ -44,6 +44,16 @@ const ABOUT: &[(&str, &str)] = &[
     ),
     ("stats.publish_interval", "how often this member signs and publishes its changed daily counters"),
     (
+        "video.ffmpeg",
+        "the ffmpeg program that decodes videos for their vPDQ fingerprints (a name on PATH or a path)",
+    ),
+    ("video.ffprobe", "the ffprobe program that reads a video's size and frame rate"),
+    (
+        "video.max_memory_bytes",
+        "address space FFmpeg may use while decoding one video (enforced with prlimit where installed)",
+    ),
+    ("video.timeout", "longest one video may take to fingerprint; FFmpeg is stopped after it"),
+    (
         "follow.node",
         "a follower's member node, by RPC URL (`run --follow`): pull a read-only replica from it; empty for a member node",
     ),

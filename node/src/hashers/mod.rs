@@ -48,10 +48,8 @@ pub struct Hashed {
 pub fn fingerprint_bytes(bytes: &[u8], video: &video::VideoConfig) -> Hashed {
     let mut hasher = ExactHasher::default();
     hasher.update(bytes);
-    let mut hashed = Hashed {
-        computed: hasher.finish().into_iter().map(Computed::plain).collect(),
-        ..Hashed::default()
-    };
+    let mut hashed =
+        Hashed { computed: hasher.finish().into_iter().map(Computed::plain).collect(), ..Hashed::default() };
     add_image_kinds(bytes, &mut hashed);
     if video::looks_like_video(bytes) {
         let spooled = tempfile::Builder::new().prefix("hashmesh-video-").tempfile().and_then(|mut file| {
@@ -107,10 +105,8 @@ pub fn fingerprint_file(path: &std::path::Path, video: &video::VideoConfig) -> s
             }
         }
     }
-    let mut hashed = Hashed {
-        computed: hasher.finish().into_iter().map(Computed::plain).collect(),
-        ..Hashed::default()
-    };
+    let mut hashed =
+        Hashed { computed: hasher.finish().into_iter().map(Computed::plain).collect(), ..Hashed::default() };
     if too_large {
         hashed.image_error = Some(format!(
             "image file is larger than {} MiB; only exact kinds computed",

@@ -84,7 +84,10 @@ pub enum VideoError {
         height: u64,
     },
     /// More frames than a `vpdq` value holds.
-    #[error("the video runs past {} frames (six hours at one a second), the most a vpdq fingerprint holds", vpdq::MAX_FRAMES)]
+    #[error(
+        "the video runs past {} frames (six hours at one a second), the most a vpdq fingerprint holds",
+        vpdq::MAX_FRAMES
+    )]
     TooLong,
     /// The deadline passed.
     #[error("hashing the video took longer than video.timeout ({}); it was stopped", humantime::format_duration(*.0))]
@@ -124,15 +127,14 @@ pub fn hash(path: &Path, config: &VideoConfig) -> Result<Hashed, VideoError> {
     let (width, height) = (stream.width, stream.height);
     // vPDQ: `frameMod = (int)(secondsPerHash * frameRate)`, at least 1.
     let every = (stream.frame_rate as u64).max(1);
-    let frame_bytes = usize::try_from(width * height * 3).map_err(|_| VideoError::TooLarge { width, height })?;
+    let frame_bytes =
+        usize::try_from(width * height * 3).map_err(|_| VideoError::TooLarge { width, height })?;
 
     let filter = format!(
         "select=not(mod(n\\,{every})),scale={width}:{height}:flags=area:in_color_matrix=bt601,format=rgb24"
     );
-    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-loglevel", "error"]
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let mut args: Vec<std::ffi::OsString> =
+        ["-nostdin", "-hide_banner", "-loglevel", "error"].into_iter().map(Into::into).collect();
     args.extend(["-max_alloc".into(), (config.max_memory_bytes / 4).to_string().into()]);
     args.extend(["-noautorotate".into(), "-i".into(), path.as_os_str().to_owned()]);
     args.extend(
@@ -197,7 +199,9 @@ pub fn hash(path: &Path, config: &VideoConfig) -> Result<Hashed, VideoError> {
 /// dihedral forms as variants, so a mirrored copy is found; skipped when no frame reaches
 /// quality 50.
 pub fn fingerprint(hashed: &Hashed) -> Option<Computed> {
-    let fingerprint = Fingerprint::new(FingerprintKind::Vpdq, vpdq::encode(&vpdq::dedupe(hashed.frames.iter().copied()))).ok()?;
+    let fingerprint =
+        Fingerprint::new(FingerprintKind::Vpdq, vpdq::encode(&vpdq::dedupe(hashed.frames.iter().copied())))
+            .ok()?;
     let variants = hashed
         .variants
         .iter()
@@ -208,7 +212,10 @@ pub fn fingerprint(hashed: &Hashed) -> Option<Computed> {
         .collect();
     let comparable = vpdq::comparable(hashed.frames.iter().copied()).len();
     let skipped = (comparable == 0).then(|| {
-        format!("no frame of the video reaches PDQ quality {}: too little detail to match", vpdq::QUALITY_THRESHOLD)
+        format!(
+            "no frame of the video reaches PDQ quality {}: too little detail to match",
+            vpdq::QUALITY_THRESHOLD
+        )
     });
     Some(Computed { fingerprint, quality: None, skipped, variants })
 }
@@ -284,7 +291,8 @@ fn spawn(program: &Path, args: &[std::ffi::OsString], max_memory: u64) -> Result
         None => Command::new(program),
     };
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = command.spawn().map_err(|source| VideoError::Missing { program: program.to_owned(), source })?;
+    let child =
+        command.spawn().map_err(|source| VideoError::Missing { program: program.to_owned(), source })?;
     Ok(child)
 }
 
@@ -375,7 +383,10 @@ fn read_capped(pipe: Option<impl Read>, cap: usize) -> String {
 }
 
 fn last_line(text: &str, otherwise: &str) -> String {
-    text.lines().rev().find(|l| !l.trim().is_empty()).map_or_else(|| otherwise.to_owned(), |l| l.trim().to_owned())
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map_or_else(|| otherwise.to_owned(), |l| l.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -135,19 +135,19 @@ impl Found {
     }
 }
 
-fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerprint) -> Vec<(RecordId, Found)> {
+fn lookup(
+    manifest: &Manifest,
+    catalog: &crate::replica::Catalog,
+    fp: &Fingerprint,
+) -> Vec<(RecordId, Found)> {
     match max_distance(manifest, fp.kind()) {
         Some(max) if fp.kind() == FingerprintKind::Vpdq => {
             let frames = vpdq::comparable(vpdq::frames(fp.value()));
-            let (query, candidate) = manifest.vpdq_match_percents();
             catalog
                 .perceptual()
                 .query_video(&frames, max)
                 .into_iter()
-                .filter(|hit| {
-                    hit.score.query_percent >= f64::from(query)
-                        && hit.score.candidate_percent >= f64::from(candidate)
-                })
+                .filter(|hit| manifest.videos_match(&hit.score))
                 .map(|hit| {
                     let video = VideoMatch {
                         query_percent: hit.score.query_percent,
@@ -157,7 +157,9 @@ fn lookup(manifest: &Manifest, catalog: &crate::replica::Catalog, fp: &Fingerpri
                 })
                 .collect()
         }
-        Some(max) => catalog.perceptual().query(fp, max).into_iter().map(|(id, d)| (id, Found::at(d))).collect(),
+        Some(max) => {
+            catalog.perceptual().query(fp, max).into_iter().map(|(id, d)| (id, Found::at(d))).collect()
+        }
         None => catalog.exact(fp).iter().map(|id| (*id, Found::exact())).collect(),
     }
 }

@@ -12,4 +12,5 @@ mod review;
 mod rpc;
 mod startup;
 mod stats;
+mod video;
 mod webhooks;

@@ -91,7 +91,11 @@ fn frames_agree_with_metas_vpdq() {
             let d = vpdq::distance(&ours.hash, &parse_hash(hash_hex));
             // The PDQ port's tolerance: a bit or two where FFmpeg builds round differently.
             assert!(d <= 2, "{name} frame {i}: distance {d} to the reference");
-            assert!(ours.quality.abs_diff(*quality) <= 2, "{name} frame {i}: quality {} vs {quality}", ours.quality);
+            assert!(
+                ours.quality.abs_diff(*quality) <= 2,
+                "{name} frame {i}: quality {} vs {quality}",
+                ours.quality
+            );
             assert_eq!(ours.timestamp_ms, (seconds * 1000.0).round() as u32, "{name} frame {i}: timestamp");
             frames += 1;
             exact += usize::from(d == 0 && ours.quality == *quality);
@@ -112,9 +116,11 @@ fn match_decisions_agree_with_the_reference_matcher() {
     }
     let t = &reference.thresholds;
     for pair in &reference.matches {
-        let score = vpdq::score(&comparable[pair.query.as_str()], &comparable[pair.candidate.as_str()], t.distance)
-            .expect("frames to compare");
-        let matched = score.query_percent >= t.query_percent && score.candidate_percent >= t.candidate_percent;
+        let score =
+            vpdq::score(&comparable[pair.query.as_str()], &comparable[pair.candidate.as_str()], t.distance)
+                .expect("frames to compare");
+        let matched =
+            score.query_percent >= t.query_percent && score.candidate_percent >= t.candidate_percent;
         assert_eq!(matched, pair.matched, "{} against {}: {score:?}", pair.query, pair.candidate);
         // Bit-exact frames give the very percentages.
         assert_eq!(
@@ -143,7 +149,8 @@ fn a_mirrored_copy_matches_through_its_variants() {
     let config = VideoConfig::default();
     let stored = vpdq::comparable(hash(&source, &config).expect("source").frames);
     let query = fingerprint(&hash(&mirrored, &config).expect("mirrored")).expect("a fingerprint");
-    let as_is = vpdq::score(&vpdq::comparable(vpdq::frames(query.fingerprint.value())), &stored, 31).expect("frames");
+    let as_is =
+        vpdq::score(&vpdq::comparable(vpdq::frames(query.fingerprint.value())), &stored, 31).expect("frames");
     assert!(as_is.query_percent < 10.0, "the mirrored frames themselves do not match: {as_is:?}");
     let best = query
         .variants
@@ -186,7 +193,8 @@ fn videos_are_recognised_by_their_first_bytes() {
         let head = std::fs::read(&path).expect("read");
         assert!(looks_like_video(&head[..head.len().min(512)]), "{}", path.display());
     }
-    let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdq/moon.png")).expect("png");
+    let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdq/moon.png"))
+        .expect("png");
     assert!(!looks_like_video(&png));
     let mut heic = vec![0, 0, 0, 24];
     heic.extend_from_slice(b"ftypheic");
@@ -197,8 +205,11 @@ fn videos_are_recognised_by_their_first_bytes() {
 #[test]
 fn bad_input_and_missing_tools_are_clear_errors() {
     let Some(source) = video("source.mp4") else { return };
-    let missing =
-        VideoConfig { ffprobe: "/nonexistent/ffprobe".into(), ffmpeg: "/nonexistent/ffmpeg".into(), ..VideoConfig::default() };
+    let missing = VideoConfig {
+        ffprobe: "/nonexistent/ffprobe".into(),
+        ffmpeg: "/nonexistent/ffmpeg".into(),
+        ..VideoConfig::default()
+    };
     let err = hash(&source, &missing).err().expect("no ffprobe");
     assert!(matches!(err, VideoError::Missing { .. }), "{err}");
     assert!(err.to_string().contains("apt-get install ffmpeg"), "{err}");
@@ -237,7 +248,10 @@ fn files_and_uploads_get_a_vpdq_fingerprint_beside_the_exact_ones() {
         assert!(kinds.contains(&FingerprintKind::Md5) && kinds.contains(&FingerprintKind::Vpdq), "{kinds:?}");
     }
     let vpdq_of = |h: &crate::hashers::Hashed| {
-        h.computed.iter().find(|c| c.fingerprint.kind() == FingerprintKind::Vpdq).map(|c| c.fingerprint.clone())
+        h.computed
+            .iter()
+            .find(|c| c.fingerprint.kind() == FingerprintKind::Vpdq)
+            .map(|c| c.fingerprint.clone())
     };
     assert_eq!(vpdq_of(&from_file), vpdq_of(&from_upload));
 
