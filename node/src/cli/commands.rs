@@ -555,12 +555,22 @@ fn print_match(what: &str, response: &MatchResponse) {
         say!("  warning: {e}");
     }
     for r in &response.results {
+        // `{:?}` names a video's fingerprint by its frame count rather than print it whole.
         if let Some(why) = &r.skipped {
-            say!("  {} not matched: {why}", r.hash);
+            say!("  {:?} not matched: {why}", r.hash);
         }
         for h in &r.hits {
+            let video = h
+                .video
+                .map(|v| {
+                    format!(
+                        " ({:.0}% of the video and {:.0}% of the listed one matched)",
+                        v.query_percent, v.candidate_percent
+                    )
+                })
+                .unwrap_or_default();
             say!(
-                "  {} -> entry {} {} {} distance {} -> {}",
+                "  {:?} -> entry {} {} {} distance {} -> {}{video}",
                 r.hash,
                 h.entry,
                 h.category,

@@ -8,6 +8,7 @@ mod lists;
 mod operator;
 mod scan;
 mod tls;
+mod video;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashmesh");
 
