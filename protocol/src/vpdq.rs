@@ -62,7 +62,7 @@ pub enum VpdqError {
 
 /// Checks a packed value: whole frames, 1 to [`MAX_FRAMES`] of them, qualities 0 to 100.
 pub fn validate(value: &[u8]) -> Result<(), VpdqError> {
-    if value.len() % FRAME_LEN != 0 {
+    if !value.len().is_multiple_of(FRAME_LEN) {
         return Err(VpdqError::PartialFrame(value.len()));
     }
     let count = value.len() / FRAME_LEN;

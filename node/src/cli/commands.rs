@@ -619,14 +619,14 @@ fn hash_files(files: &[std::path::PathBuf], urls: &[String], json: bool) -> anyh
             }
             Ok(hashed) => {
                 for c in hashed.computed {
-                    let frames = (c.fingerprint.kind() == hashmesh_protocol::FingerprintKind::Vpdq)
-                        .then(|| {
-                            format!(
-                                "  frames={}",
-                                c.fingerprint.value().len() / hashmesh_protocol::vpdq::FRAME_LEN
-                            )
-                        })
-                        .unwrap_or_default();
+                    let frames = if c.fingerprint.kind() == hashmesh_protocol::FingerprintKind::Vpdq {
+                        format!(
+                            "  frames={}",
+                            c.fingerprint.value().len() / hashmesh_protocol::vpdq::FRAME_LEN
+                        )
+                    } else {
+                        String::new()
+                    };
                     match (c.quality, &c.skipped) {
                         (Some(q), Some(why)) => say!("{}  quality={q} ({why})", c.fingerprint),
                         (Some(q), None) => say!("{}  quality={q}", c.fingerprint),
