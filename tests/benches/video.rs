@@ -23,10 +23,11 @@
 //!
 //! # Output
 //!
-//! The machine-readable line starts with `rust_vpdq `. `--dump PATH` writes the data set, the
-//! queries and the index's decisions for `bench/vpdq_reference.py`, which runs
-//! python-threatexchange's `VPDQIndex` on the same data; `bench/video.sh` runs both. The dump,
-//! all integers little-endian:
+//! The machine-readable line starts with `rust_vpdq `; the bench exits non-zero when the index's
+//! decisions differ from the brute-force matcher's. `--dump PATH` (relative to `tests/`, where
+//! cargo runs benches) writes the data set, the queries and the index's decisions for
+//! `bench/vpdq_reference.py`, which runs python-threatexchange's `VPDQIndex` on the same data;
+//! `bench/video.sh` runs both. The dump, all integers little-endian:
 //!
 //! ```text
 //! "HMVPDQ01"  u32 videos  u32 queries  u32 max_distance
@@ -286,31 +287,31 @@ fn main() -> ExitCode {
     // Queries, one video after another: decode, dedupe and filter, look up, apply policy.
     let mut times_ms = Vec::with_capacity(queries.len());
     let mut decisions: Vec<Vec<Decision>> = Vec::with_capacity(queries.len());
-    let mut shared = 0usize;
-    let t = Instant::now();
+    let (mut shared, mut near_below, mut near_above) = (0usize, 0usize, 0usize);
     for query in &queries {
         let started = Instant::now();
         let hashes = vpdq::comparable(vpdq::frames(query));
         let hits = black_box(index.query(&hashes, MAX_DISTANCE));
-        shared += hits.len();
         let matches: Vec<Decision> = hits
             .iter()
             .filter(|h| is_match(&h.score))
             .map(|h| (video_of(&h.entry), h.score.query_percent, h.score.candidate_percent))
             .collect();
         times_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        shared += hits.len();
+        near_below += hits.iter().filter(|h| (60.0..QUERY_PERCENT).contains(&h.score.query_percent)).count();
+        near_above += hits.iter().filter(|h| (QUERY_PERCENT..90.0).contains(&h.score.query_percent)).count();
         decisions.push(matches);
     }
-    let query_s = t.elapsed().as_secs_f64();
     let (mean_ms, p99_ms) = mean_and_p99(&mut times_ms);
-    let qps = queries.len() as f64 / query_s;
+    let qps = if mean_ms > 0.0 { 1e3 / mean_ms } else { 0.0 };
     let matched_copies = decisions.iter().step_by(2).filter(|d| !d.is_empty()).count();
     let matched_unrelated = decisions.iter().skip(1).step_by(2).filter(|d| !d.is_empty()).count();
     let total_matches: usize = decisions.iter().map(Vec::len).sum();
     println!(
         "query d<={MAX_DISTANCE}: {qps:.1} query videos/s, mean {mean_ms:.3} ms, p99 {p99_ms:.3} ms; \
-         {shared} videos sharing a frame, {total_matches} matches; matched copies {matched_copies}/{}, \
-         matched unrelated {matched_unrelated}/{}",
+         {shared} videos sharing a frame, {total_matches} matches ({near_below} hits at 60-80 %, \
+         {near_above} at 80-90 %); matched copies {matched_copies}/{}, matched unrelated {matched_unrelated}/{}",
         queries.len().div_ceil(2),
         queries.len() / 2
     );
@@ -381,7 +382,7 @@ fn mean_and_p99(times: &mut [f64]) -> (f64, f64) {
     }
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len() as f64;
-    let rank = (times.len() as f64 * 0.99).ceil() as usize;
+    let rank = (times.len() * 99).div_ceil(100);
     (mean, times[rank.clamp(1, times.len()) - 1])
 }
 

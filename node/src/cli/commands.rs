@@ -505,8 +505,9 @@ pub(super) fn print_entry(e: &EntryView, full: bool) {
         e.action.name()
     );
     if full {
+        // A video's fingerprint is named by its frames (`show --json` has it whole).
         for fp in &e.fingerprints {
-            say!("  {fp}");
+            say!("  {fp:?}");
         }
         for link in &e.links {
             say!("  link {link}");

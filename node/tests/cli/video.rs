@@ -76,7 +76,7 @@ fn a_listed_video_is_found_from_a_reencoded_copy() {
         .expect("id")
         .to_owned();
     let shown = cli(&node.rpc, &admin, &["show", &id]);
-    assert!(shown.contains("vpdq:"), "the entry holds the video's fingerprint: {shown}");
+    assert!(shown.contains("vpdq:[8 frames, blake3 "), "the entry holds the video's fingerprint: {shown}");
 
     let matched = cli(&node.rpc, &admin, &["match", &path(&copy)]);
     let hit =
