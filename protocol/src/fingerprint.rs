@@ -322,6 +322,18 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_but_vpdq_has_one_length() {
+        for kind in FingerprintKind::ALL {
+            match kind {
+                FingerprintKind::Vpdq => assert_eq!(kind.fixed_len(), None),
+                _ => assert_eq!(Some(kind.value_len()), kind.fixed_len().map(ValueLen::Fixed), "{kind}"),
+            }
+        }
+        assert_eq!(FingerprintKind::Md5.fixed_len(), Some(16));
+        assert_eq!(FingerprintKind::Vpdq.value_len(), ValueLen::Frames);
+    }
+
+    #[test]
     fn vpdq_values_are_whole_valid_frames() {
         let frame = format!("{}{}{}", "ab".repeat(32), "64", "000003e8");
         let fp: Fingerprint = format!("vpdq:{frame}{frame}").parse().expect("two frames");

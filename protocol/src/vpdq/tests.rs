@@ -27,6 +27,15 @@ fn packs_and_unpacks_frames() {
 }
 
 #[test]
+fn the_documented_sizes_hold() {
+    // Six hours at one frame a second, and what that takes.
+    assert_eq!(MAX_FRAMES, 21_600);
+    assert_eq!(FRAME_LEN, 37);
+    assert_eq!(MAX_FRAMES * FRAME_LEN, 799_200);
+    assert!(MAX_FRAMES * FRAME_LEN < crate::codec::MAX_RECORD_SIZE);
+}
+
+#[test]
 fn refuses_malformed_values() {
     assert_eq!(validate(&[]), Err(VpdqError::Empty));
     assert_eq!(validate(&[0; FRAME_LEN + 1]), Err(VpdqError::PartialFrame(FRAME_LEN + 1)));
