@@ -105,3 +105,59 @@ async fn a_damaged_video_is_a_clear_error_and_its_exact_fingerprints_still_match
     assert!(kinds.contains(&"sha256") && !kinds.contains(&"vpdq"), "{kinds:?}");
     net.shutdown().await;
 }
+
+/// A six-hour video's fingerprint (21,600 frames, 799 KB in a record of ~800 KB) crosses to
+/// another node by gossip, and to a node that was cut off by sync, and matches there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_video_fingerprint_replicates_by_gossip_and_by_sync() {
+    use hashmesh_protocol::vpdq::{self, Frame};
+    use hashmesh_protocol::{Fingerprint, FingerprintKind};
+    let net = TestNet::new(3).await.expect("testnet");
+    net.cut(0, 2).await;
+    net.cut(1, 2).await;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let frames: Vec<Frame> = (0..vpdq::MAX_FRAMES as u32)
+        .map(|i| {
+            let mut hash = [0u8; 32];
+            rng.fill_bytes(&mut hash);
+            Frame { hash, quality: 90, timestamp_ms: i * 1000 }
+        })
+        .collect();
+    let fingerprint = Fingerprint::new(FingerprintKind::Vpdq, vpdq::encode(&frames)).expect("valid");
+    let entry = hashmesh_node::api::SubmitEntry {
+        fingerprints: vec![fingerprint.clone()],
+        category: "csam".parse().expect("category"),
+        links: Vec::new(),
+        note: None,
+        expires_at: None,
+    };
+    let written = net.nodes[0].handle().submit(entry).await.expect("a record of ~800 KB is written");
+    for (i, how) in [(1, "gossip"), (2, "sync after the cut heals")] {
+        if i == 2 {
+            net.restore(0, 2).await;
+            net.restore(1, 2).await;
+        }
+        wait_until(&format!("node {i} to hold the entry by {how}"), || async {
+            net.nodes[i].handle().entry(&written.id).is_ok()
+        })
+        .await
+        .expect("replicated");
+    }
+    // A query of the first minute, a bit off, finds it at the last node.
+    let query: Vec<Frame> = frames[..60]
+        .iter()
+        .map(|f| {
+            let mut hash = f.hash;
+            hash[0] ^= 2;
+            Frame { hash, ..*f }
+        })
+        .collect();
+    let query = Fingerprint::new(FingerprintKind::Vpdq, vpdq::encode(&query)).expect("valid");
+    let results = net.nodes[2].handle().match_fingerprints(&[query]);
+    let hit = &results[0].hits[0];
+    assert_eq!(hit.entry, written.id);
+    let video = hit.video.expect("a video hit");
+    assert_eq!((video.query_percent, video.candidate_percent), (100.0, 60.0 * 100.0 / 21_600.0));
+    net.shutdown().await;
+}
