@@ -23,6 +23,9 @@ pub const FRAME_LEN: usize = 32 + 1 + 4;
 /// repeated frames are dropped. 21,600 frames are 799,200 bytes, which fits a record.
 pub const MAX_FRAMES: usize = 6 * 60 * 60;
 
+// The longest value must fit a record, with room for the rest of the entry.
+const _: () = assert!(MAX_FRAMES * FRAME_LEN + 64 * 1024 < crate::codec::MAX_RECORD_SIZE);
+
 /// Frames below this PDQ quality are too flat to compare (the reference's
 /// `VPDQ_QUALITY_THRESHOLD`).
 pub const QUALITY_THRESHOLD: u8 = 50;
