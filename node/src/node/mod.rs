@@ -153,7 +153,8 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     /// The RPC's connection cap and timeouts.
     pub(crate) rpc_limits: crate::rpc::Limits,
-    /// One image-hashing job per core at a time, so concurrent uploads cannot exhaust memory.
+    /// One hashing job (an image decoded, or a video through FFmpeg) per core at a time, so
+    /// concurrent uploads cannot exhaust memory or CPU.
     pub(crate) hashing: tokio::sync::Semaphore,
     /// How uploaded videos are decoded.
     pub(crate) video: crate::hashers::video::VideoConfig,
