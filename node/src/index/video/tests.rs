@@ -50,6 +50,17 @@ fn low_quality_videos_are_not_kept_and_repeats_count_once() {
     assert!(index.query(&[], 31).is_empty());
 }
 
+#[test]
+fn contains_knows_each_value_held_even_one_never_matched() {
+    let mut index = VideoIndex::default();
+    let (flat, listed, other) =
+        (value(&[[1; 32]], 10), value(&[[2; 32], [3; 32]], 90), value(&[[2; 32]], 90));
+    assert!(index.insert(&flat, id(1)) && index.insert(&listed, id(2)));
+    // A list import skips a row already held, matched or not.
+    assert!(index.contains(&flat) && index.contains(&listed));
+    assert!(!index.contains(&other), "a value sharing frames is not the same value");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
