@@ -188,3 +188,27 @@ pub fn action_rank(action: Action) -> u8 {
         Action::None => 2,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(query_percent: f64, candidate_percent: f64, distance: u32) -> Found {
+        Found { distance, video: Some(VideoMatch { query_percent, candidate_percent }) }
+    }
+
+    /// Of two forms of a query matching one entry (a frame's dihedral variants), the one that
+    /// matched more of the video wins, then more of the listed video, then the closer frames;
+    /// for images, the smaller distance.
+    #[test]
+    fn the_better_form_of_a_query_is_kept() {
+        assert!(video(90.0, 10.0, 30).closer_than(&video(85.0, 50.0, 0)));
+        assert!(!video(85.0, 50.0, 0).closer_than(&video(90.0, 10.0, 30)));
+        assert!(video(90.0, 60.0, 30).closer_than(&video(90.0, 50.0, 0)));
+        assert!(video(90.0, 50.0, 3).closer_than(&video(90.0, 50.0, 4)));
+        assert!(!video(90.0, 50.0, 4).closer_than(&video(90.0, 50.0, 4)), "a tie keeps the first");
+        assert!(Found::at(3).closer_than(&Found::at(7)));
+        assert!(!Found::at(7).closer_than(&Found::at(3)));
+        assert!(!Found::exact().closer_than(&Found::exact()));
+    }
+}

@@ -61,6 +61,23 @@ fn contains_knows_each_value_held_even_one_never_matched() {
     assert!(!index.contains(&other), "a value sharing frames is not the same value");
 }
 
+#[test]
+fn memory_counts_every_frame_and_video() {
+    let mut index = VideoIndex::default();
+    let empty = index.memory_bytes();
+    let mut rng = StdRng::seed_from_u64(5);
+    for v in 0..200u8 {
+        let hashes: Vec<Hash256> = (0..30).map(|_| random_hash(&mut rng)).collect();
+        assert!(index.insert(&value(&hashes, 90), id(v)));
+    }
+    let used = index.memory_bytes() - empty;
+    // Each frame's hash sits in the multi-index with its tables, plus its video number.
+    let frames = index.frames();
+    assert_eq!(frames, 6_000);
+    assert!(used >= frames * (32 + 4) + 200 * 36, "{used} bytes for {frames} frames");
+    assert!(used < frames * 400 + (1 << 20), "{used} bytes for {frames} frames");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
