@@ -109,7 +109,9 @@ pub enum Command {
     /// Print every fingerprint of each file (and URL), offline (no node needed).
     ///
     /// Exact kinds for any file; for images (JPEG, PNG, GIF, WebP, BMP) also pdq (with its
-    /// quality), dhash and phash.
+    /// quality), dhash and phash; for videos (MP4/MOV, WebM/MKV, AVI, FLV, MPEG-TS) also vpdq,
+    /// decoded by FFmpeg (`HASHMESH_VIDEO_FFMPEG` and `HASHMESH_VIDEO_FFPROBE` name other
+    /// programs).
     Hash {
         /// Files to hash.
         #[arg(required_unless_present = "urls")]
@@ -371,7 +373,8 @@ pub struct MatchArgs {
     #[arg(long = "hash")]
     pub hashes: Vec<Fingerprint>,
     /// Files to match: uploaded to this platform's own node (`--rpc`), which computes every
-    /// fingerprint, PDQ with its mirrored and rotated variants included.
+    /// fingerprint, PDQ with its mirrored and rotated variants included (and vPDQ for a video,
+    /// if the node has FFmpeg).
     pub files: Vec<PathBuf>,
     /// Scan a folder, recursively: hash every file here on all cores, send only the
     /// fingerprints to the node in batches, and write one report row per file. Exit status:
