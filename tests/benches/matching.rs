@@ -4,8 +4,14 @@
 //!
 //! ```text
 //! cargo bench -p hashmesh-tests --bench matching -- [--n 10000000] [--queries 20000]
-//!     [--recall-sample 200] [--inserts 100000] [--seed 1]
+//!     [--recall-sample 200] [--inserts 1000000] [--seed 1]
 //! ```
+//!
+//! After the live inserts it measures queries/s at once (levels still merging in the
+//! background), again once merging has settled, and on an index freshly built from the same
+//! hashes. `--n 100000000` runs on a 24 GiB machine: the exact-lookup HashMap is skipped above
+//! 20M hashes (it would need another 5 GB), and the fresh rebuild is made after the live index
+//! is dropped.
 //!
 //! `bench/matching.sh` runs it beside python-threatexchange and pdqhash and prints ratios.
 //! The machine-readable lines start with `rust_mih ` and `rust_pdq_hash `.
@@ -30,7 +36,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { n: 10_000_000, queries: 20_000, recall_sample: 200, inserts: 100_000, seed: 1 };
+    let mut args = Args { n: 10_000_000, queries: 20_000, recall_sample: 200, inserts: 1_000_000, seed: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--bench" {
@@ -49,8 +55,8 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if args.n == 0 || args.n >= u32::MAX as usize {
-        return Err("--n must be in 1..u32::MAX".into());
+    if args.n == 0 || args.n.saturating_add(args.inserts) >= u32::MAX as usize {
+        return Err("--n plus --inserts must be in 1..u32::MAX".into());
     }
     Ok(args)
 }
@@ -86,13 +92,15 @@ fn main() -> ExitCode {
     let hashes: Vec<Hash256> = (0..args.n).map(|_| random_hash(&mut rng)).collect();
     println!("generated in {:.2}s", t.elapsed().as_secs_f64());
 
-    // Build.
+    // Build, on every core.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let items: Vec<(Hash256, u32)> = (0u32..).zip(&hashes).map(|(id, h)| (*h, id)).collect();
     let t = Instant::now();
-    let index = MihIndex::build(items);
+    let index = MihIndex::build(&items);
+    drop(items);
     let build_s = t.elapsed().as_secs_f64();
     let bytes_per_hash = index.memory_bytes() as f64 / args.n as f64;
-    println!("build: {build_s:.2}s");
+    println!("build: {build_s:.2}s on {threads} threads");
     println!("memory: {} bytes = {bytes_per_hash:.1} bytes/hash", index.memory_bytes());
 
     // Queries: half near-duplicates (0..=31 flipped bits), half random.
@@ -107,13 +115,7 @@ fn main() -> ExitCode {
             }
         })
         .collect();
-    let t = Instant::now();
-    let mut found = 0usize;
-    for q in &queries {
-        found += black_box(index.query(q, 31)).len();
-    }
-    let query_s = t.elapsed().as_secs_f64();
-    let qps = args.queries as f64 / query_s;
+    let (qps, found) = queries_per_s(&index, &queries);
     println!("query d<=31: {qps:.0} queries/s ({found} results)");
 
     // Recall against brute force on a sample.
@@ -142,46 +144,86 @@ fn main() -> ExitCode {
     );
 
     // Exact lookups in a HashMap.
-    let t = Instant::now();
-    let map: HashMap<Hash256, u32> = (0u32..).zip(&hashes).map(|(id, h)| (*h, id)).collect();
-    let map_build_s = t.elapsed().as_secs_f64();
-    let lookups: Vec<Hash256> = (0..1_000_000)
-        .map(|i| if i % 2 == 0 { hashes[rng.random_range(0..hashes.len())] } else { random_hash(&mut rng) })
-        .collect();
-    let t = Instant::now();
-    let mut hits = 0usize;
-    for q in &lookups {
-        hits += usize::from(black_box(map.get(q)).is_some());
-    }
-    let lookups_per_s = lookups.len() as f64 / t.elapsed().as_secs_f64();
-    println!("exact HashMap: build {map_build_s:.2}s, {lookups_per_s:.0} lookups/s ({hits} hits)");
-    drop(map);
+    let lookups_per_s = if args.n <= 20_000_000 {
+        let t = Instant::now();
+        let map: HashMap<Hash256, u32> = (0u32..).zip(&hashes).map(|(id, h)| (*h, id)).collect();
+        let map_build_s = t.elapsed().as_secs_f64();
+        let lookups: Vec<Hash256> =
+            (0..1_000_000)
+                .map(|i| {
+                    if i % 2 == 0 { hashes[rng.random_range(0..hashes.len())] } else { random_hash(&mut rng) }
+                })
+                .collect();
+        let t = Instant::now();
+        let mut hits = 0usize;
+        for q in &lookups {
+            hits += usize::from(black_box(map.get(q)).is_some());
+        }
+        let lookups_per_s = lookups.len() as f64 / t.elapsed().as_secs_f64();
+        println!("exact HashMap: build {map_build_s:.2}s, {lookups_per_s:.0} lookups/s ({hits} hits)");
+        lookups_per_s
+    } else {
+        println!("exact HashMap: skipped above 20M hashes (another ~50 bytes a hash)");
+        0.0
+    };
 
-    // Live inserts on top of the built index, then queries again.
+    // Live inserts on top of the built index. Merges run in the background, so no insert
+    // waits for one: the slowest insert is how long a writer holds the catalog's lock.
     let mut index = index;
-    let t = Instant::now();
+    let mut all = hashes;
+    all.reserve_exact(args.inserts);
+    let (mut slowest, t) = (0f64, Instant::now());
     for i in 0..args.inserts {
         let id = u32::try_from(args.n + i).unwrap_or(u32::MAX);
-        index.insert(random_hash(&mut rng), id);
+        let h = random_hash(&mut rng);
+        let one = Instant::now();
+        index.insert(h, id);
+        slowest = slowest.max(one.elapsed().as_secs_f64());
+        all.push(h);
     }
     let insert_s = t.elapsed().as_secs_f64();
     let inserts_per_s = if insert_s > 0.0 { args.inserts as f64 / insert_s } else { 0.0 };
+    let (qps_merging, _) = queries_per_s(&index, &queries);
     let t = Instant::now();
-    for q in &queries {
-        black_box(index.query(q, 31));
-    }
-    let qps_after = args.queries as f64 / t.elapsed().as_secs_f64();
+    index.settle();
+    let settle_s = t.elapsed().as_secs_f64();
+    let (qps_after, found_after) = queries_per_s(&index, &queries);
     println!(
-        "inserts: {} in {insert_s:.2}s = {inserts_per_s:.0}/s; query after inserts: {qps_after:.0} queries/s",
-        args.inserts
+        "inserts: {} in {insert_s:.2}s = {inserts_per_s:.0}/s, slowest {:.2} ms; queries/s right after: {qps_merging:.0} (merging); settled {settle_s:.2}s later: {qps_after:.0}",
+        args.inserts,
+        slowest * 1e3
     );
+    drop(index);
+    let items: Vec<(Hash256, u32)> = (0u32..).zip(&all).map(|(id, h)| (*h, id)).collect();
+    let fresh = MihIndex::build(&items);
+    drop(items);
+    let (qps_fresh, found_fresh) = queries_per_s(&fresh, &queries);
+    assert_eq!(found_after, found_fresh, "the merged index and a fresh one must find the same");
+    let after_vs_fresh = qps_after / qps_fresh;
+    println!(
+        "fresh build of the same {} hashes: {qps_fresh:.0} queries/s; merged/fresh = {after_vs_fresh:.3}",
+        all.len()
+    );
+    drop(fresh);
 
     println!(
-        "rust_mih n={} build_s={build_s:.3} bytes_per_hash={bytes_per_hash:.1} qps={qps:.0} recall={recall:.4} exact_lookups_per_s={lookups_per_s:.0} inserts_per_s={inserts_per_s:.0} qps_after_inserts={qps_after:.0} popcnt={popcnt}",
-        args.n
+        "rust_mih n={} build_s={build_s:.3} bytes_per_hash={bytes_per_hash:.1} qps={qps:.0} recall={recall:.4} exact_lookups_per_s={lookups_per_s:.0} inserts_per_s={inserts_per_s:.0} slowest_insert_ms={:.2} qps_merging={qps_merging:.0} settle_s={settle_s:.2} qps_after_inserts={qps_after:.0} qps_fresh={qps_fresh:.0} threads={threads} popcnt={popcnt}",
+        args.n,
+        slowest * 1e3
     );
     hash_jpeg(&mut rng);
     ExitCode::SUCCESS
+}
+
+/// Queries/s at distance ≤ 31 over `queries`, one after another on this thread, and the
+/// results found.
+fn queries_per_s(index: &MihIndex, queries: &[Hash256]) -> (f64, usize) {
+    let t = Instant::now();
+    let mut found = 0usize;
+    for q in queries {
+        found += black_box(index.query(q, 31)).len();
+    }
+    (queries.len() as f64 / t.elapsed().as_secs_f64(), found)
 }
 
 /// Decodes and PDQ-hashes a 1024×1024 JPEG of a smooth random scene, like a photo; writes it

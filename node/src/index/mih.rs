@@ -52,29 +52,43 @@
 //!
 //! # Live inserts
 //!
-//! [`MihIndex::insert`] appends to an unsorted delta buffer (512 entries)
-//! scanned by brute force. When the buffer is full it becomes a new immutable
-//! *level*; a level is merged with the next smaller one while it is less than
-//! eight times that one's size (a size-tiered log-structured merge). Every
-//! item is thus rebuilt `O(log n)` times, so inserts are amortised cheap,
-//! and queries visit `O(log n)` levels. The occasional merge into the
-//! largest level rebuilds it in full (seconds at 10M hashes), which makes
-//! that one insert slow.
+//! [`MihIndex::insert`] appends to an unsorted delta buffer (512 entries) scanned by brute
+//! force. When the buffer is full it becomes a new immutable *level*. Levels merge on
+//! background threads ([`levels`]): tiered merges keep their number logarithmic during a
+//! stream of inserts, and a compaction then folds them back into one, so the index answers as
+//! fast as a freshly built one. A query reads a snapshot of the level list and never waits for
+//! a merge; an insert never rebuilds a level larger than the buffer.
+//!
+//! A level holds at most [`MAX_LEVEL`] = 2^24 hashes, so positions always fit in 3 bytes and
+//! a merge never rebuilds more than 2^24 hashes (a few seconds of one core, and that much
+//! memory again while it runs). Larger indexes are several full levels; [`MihIndex::build`]
+//! builds them on every core.
 //!
 //! # Memory
 //!
-//! Per hash: 32 bytes of hash, 4 of id, 2 of part-0 partner and 15 tables
-//! of 5 bytes (2 partner + 3 position) = 113 bytes, plus 16 offset arrays of
-//! 65 537 `u32` (4 MiB per large level, 0.4 bytes per hash at 10M).
+//! Per hash: 32 bytes of hash, 4 of id, 2 of part-0 partner and 15 tables of 5 bytes
+//! (2 partner + 3 position) = 113 bytes, plus 16 offset arrays of 65 537 `u32` per full-width
+//! level (0.4 bytes per hash at 10M, 0.25 at 2^24).
 //!
-//! This misses the 64-byte goal on purpose. Any 16-table scheme needs at
-//! least 3 bytes of position per table (log2 of 10M is 23.3 bits): 32 + 4 +
-//! 15 * 3 = 81 bytes with no partner at all, but then each of the ~41 000
-//! bucket entries a query meets at 10M hashes costs a random read of the
-//! 320 MB hash array, which is about ten times slower than the partner scan.
-//! Schemes with 8 tables of 32-bit slots fit in 64 bytes but must probe all
-//! 5 489 keys within 3 bits of each slot, several thousand cache misses a
-//! query.
+//! This misses the 64-byte goal on purpose, and no 16-table layout can meet it. A table's
+//! bucket holds the hashes whose part equals its key, scattered over the hash array in an
+//! order no other table shares; naming ~n/2^16 such positions out of n costs at least
+//! log2(2^16 · e) ≈ 17.4 bits each however it is coded (Elias–Fano reaches 18). Fifteen
+//! tables then take 33 bytes before any partner filter, 65 with the hash alone; with the
+//! filter's 16 bits they take 63, 99 with hash and id. Fewer tables do not fit the pigeonhole: k tables
+//! of 16-bit parts probed within r bits find every match within 31 only if k·(r + 1) ≥ 32,
+//! so 8 tables (24 bytes of positions, 60 in all) must probe 697 buckets each, 20 times the
+//! entries the 16 tables scan, and 8 tables of 32-bit slots must look up 5 489 keys each.
+//! Either is 10 to 40 times slower than the layout above, far below 10 000 queries a second
+//! at 10M hashes; a 64-byte index that slow would be a regression, not a saving.
+
+mod level;
+mod levels;
+
+use std::sync::Arc;
+
+use level::Level;
+use levels::Levels;
 
 /// A 256-bit PDQ hash, as its 32 bytes.
 pub type Hash256 = [u8; 32];
@@ -91,12 +105,8 @@ const PAIR_RADIUS: u32 = 3;
 /// Default size of the unsorted insert buffer.
 const DEFAULT_DELTA_MAX: usize = 512;
 
-/// A level is merged with the next smaller one while it is smaller than this
-/// many times that one's size.
-const MERGE_FACTOR: usize = 8;
-
-/// Largest level that stores positions in 24 bits.
-const P24_LIMIT: usize = 1 << 24;
+/// Most hashes in one level: positions fit in 3 bytes.
+const MAX_LEVEL: usize = 1 << 24;
 
 /// Hamming distance between two hashes (popcount of the XOR, 64 bits at a
 /// time with `u64::count_ones`).
@@ -152,322 +162,18 @@ fn bucket_bits(n: usize) -> u32 {
     bits.saturating_sub(4).clamp(1, 16)
 }
 
-/// A position in a level's hash array, little-endian in `N` bytes (3 for
-/// levels of at most 2^24 hashes, else 4).
-type Pos<const N: usize> = [u8; N];
-
-#[inline]
-fn get_pos<const N: usize>(e: &Pos<N>) -> usize {
-    let mut p = [0u8; 4];
-    p[..N].copy_from_slice(e);
-    u32::from_le_bytes(p) as usize
-}
-
-#[inline]
-fn make_pos<const N: usize>(pos: u32) -> Pos<N> {
-    let mut e = [0u8; N];
-    e.copy_from_slice(&pos.to_le_bytes()[..N]);
-    e
-}
-
-/// A table's positions, sorted by bucket.
-#[derive(Debug, Clone)]
-enum Positions {
-    /// 24-bit positions (levels of at most 2^24 hashes).
-    P3(Vec<Pos<3>>),
-    /// 32-bit positions.
-    P4(Vec<Pos<4>>),
-}
-
-impl Positions {
-    #[inline]
-    fn get(&self, i: usize) -> usize {
-        match self {
-            Positions::P3(v) => get_pos(&v[i]),
-            Positions::P4(v) => get_pos(&v[i]),
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Positions::P3(v) => v.capacity() * 3,
-            Positions::P4(v) => v.capacity() * 4,
-        }
-    }
-}
-
-/// The CSR table of one part (parts 1..16; part 0 is implicit).
-#[derive(Debug, Clone)]
-struct Table {
-    /// `offsets[k]..offsets[k + 1]` are the entries with bucket key `k`.
-    offsets: Vec<u32>,
-    /// Partner part of each entry (scanned).
-    partners: Vec<u16>,
-    /// Hash-array position of each entry (read only for candidates).
-    positions: Positions,
-}
-
-impl Table {
-    fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.partners.capacity() * 2 + self.positions.heap_bytes()
-    }
-}
-
-/// Fills a table: a stable counting-sort scatter by bucket key.
-fn scatter<const N: usize>(
-    hashes: &[Hash256],
-    t: usize,
-    shift: u32,
-    offsets: &[u32],
-) -> (Vec<u16>, Vec<Pos<N>>) {
-    let mut cursor: Vec<u32> = offsets[..offsets.len() - 1].to_vec();
-    let mut partners = vec![0u16; hashes.len()];
-    let mut positions = vec![[0u8; N]; hashes.len()];
-    for (pos, h) in (0u32..).zip(hashes) {
-        let c = &mut cursor[(part(h, t) >> shift) as usize];
-        partners[*c as usize] = part(h, t ^ 1);
-        positions[*c as usize] = make_pos(pos);
-        *c += 1;
-    }
-    (partners, positions)
-}
-
-/// One immutable, fully indexed batch of hashes.
-#[derive(Debug, Clone)]
-struct Level {
-    /// Bucket-key width (top bits of a part).
-    bits: u32,
-    /// Hashes sorted by the bucket key of part 0.
-    hashes: Vec<Hash256>,
-    /// Caller ids, parallel to `hashes`.
-    ids: Vec<u32>,
-    /// CSR offsets of part 0 into `hashes`.
-    offsets0: Vec<u32>,
-    /// Part 1 (the partner of part 0) of each hash, parallel to `hashes`, so
-    /// that scanning table 0 reads 2 bytes per entry instead of 32.
-    partners0: Vec<u16>,
-    /// Tables for parts 1..16.
-    tables: Vec<Table>,
-}
-
-/// Offsets from bucket counts: `out[k]` is the start of bucket `k`, and a
-/// trailing entry holds the total.
-fn prefix_offsets(counts: &[u32]) -> Vec<u32> {
-    let mut offsets = Vec::with_capacity(counts.len() + 1);
-    let mut sum = 0u32;
-    offsets.push(0);
-    for &c in counts {
-        sum += c;
-        offsets.push(sum);
-    }
-    offsets
-}
-
-impl Level {
-    /// Builds a level; `items` must be non-empty and hold fewer than 2^32
-    /// entries.
-    fn build(items: &[(Hash256, u32)], bits: u32) -> Self {
-        let n = items.len();
-        assert!(u32::try_from(n).is_ok(), "MihIndex holds at most u32::MAX hashes per level");
-        let shift = 16 - bits;
-        let nbuckets = 1usize << bits;
-
-        // Sort by the bucket key of part 0 (stable counting sort).
-        let mut counts = vec![0u32; nbuckets];
-        for (h, _) in items {
-            counts[(part(h, 0) >> shift) as usize] += 1;
-        }
-        let offsets0 = prefix_offsets(&counts);
-        let mut cursor: Vec<u32> = offsets0[..nbuckets].to_vec();
-        let mut hashes = vec![[0u8; 32]; n];
-        let mut ids = vec![0u32; n];
-        for (h, id) in items {
-            let c = &mut cursor[(part(h, 0) >> shift) as usize];
-            hashes[*c as usize] = *h;
-            ids[*c as usize] = *id;
-            *c += 1;
-        }
-
-        let partners0: Vec<u16> = hashes.iter().map(|h| part(h, 1)).collect();
-
-        // Histograms of all other parts in one pass.
-        let mut hist = vec![0u32; (PARTS - 1) * nbuckets];
-        for h in &hashes {
-            for t in 1..PARTS {
-                hist[(t - 1) * nbuckets + (part(h, t) >> shift) as usize] += 1;
-            }
-        }
-
-        let tables = (1..PARTS)
-            .map(|t| {
-                let offsets = prefix_offsets(&hist[(t - 1) * nbuckets..t * nbuckets]);
-                let (partners, positions) = if n <= P24_LIMIT {
-                    let (p, q) = scatter(&hashes, t, shift, &offsets);
-                    (p, Positions::P3(q))
-                } else {
-                    let (p, q) = scatter(&hashes, t, shift, &offsets);
-                    (p, Positions::P4(q))
-                };
-                Table { offsets, partners, positions }
-            })
-            .collect();
-
-        Level { bits, hashes, ids, offsets0, partners0, tables }
-    }
-
-    fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    /// Whether `hash` is stored: equal hashes share part 0, so one bucket holds it if any does.
-    fn contains(&self, hash: &Hash256) -> bool {
-        let key = (part(hash, 0) >> (16 - self.bits)) as usize;
-        match (self.offsets0.get(key), self.offsets0.get(key + 1)) {
-            (Some(&lo), Some(&hi)) => self.hashes[lo as usize..hi as usize].contains(hash),
-            _ => false,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.hashes.capacity() * 32
-            + self.ids.capacity() * 4
-            + self.offsets0.capacity() * 4
-            + self.partners0.capacity() * 2
-            + self.tables.capacity() * std::mem::size_of::<Table>()
-            + self.tables.iter().map(Table::heap_bytes).sum::<usize>()
-    }
-
-    fn items(&self) -> impl Iterator<Item = (Hash256, u32)> + '_ {
-        self.hashes.iter().copied().zip(self.ids.iter().copied())
-    }
-
-    /// Reports `pos` if it is within `max_distance` and `t` is the first
-    /// part whose table reports it.
-    #[inline]
-    fn verify(
-        &self,
-        pos: usize,
-        t: usize,
-        query: &Hash256,
-        q: &[u16; PARTS],
-        max_distance: u32,
-        out: &mut Vec<(u32, u32)>,
-    ) {
-        let h = &self.hashes[pos];
-        let d = hamming(h, query);
-        if d <= max_distance && first_reporting_part(q, h) == Some(t) {
-            out.push((self.ids[pos], d));
-        }
-    }
-
-    /// Multi-index search; exact for `max_distance <= 31`.
-    ///
-    /// Runs in two phases: first the bucket ranges of all 16 tables are
-    /// looked up and the first entry of each bucket is touched (independent
-    /// loads, so their cache misses overlap instead of being paid one after
-    /// another), then the buckets are scanned.
-    fn query_mih(&self, query: &Hash256, max_distance: u32, out: &mut Vec<(u32, u32)>) {
-        let q = parts(query);
-        let shift = 16 - self.bits;
-        let nprobes = self.bits as usize + 1;
-        // ranges[t][j]: entry range of probe j of table t. Probe 0 is the
-        // query's own bucket (key distance 0), probe j > 0 flips key bit j - 1.
-        let mut ranges = [[(0usize, 0usize); 17]; PARTS];
-        let mut touched = 0u16;
-        for (t, row) in ranges.iter_mut().enumerate() {
-            let offsets = if t == 0 { &self.offsets0 } else { &self.tables[t - 1].offsets };
-            let k = (q[t] >> shift) as usize;
-            for (j, r) in row.iter_mut().enumerate().take(nprobes) {
-                let key = if j == 0 { k } else { k ^ (1 << (j - 1)) };
-                let (lo, hi) = (offsets[key] as usize, offsets[key + 1] as usize);
-                *r = (lo, hi);
-            }
-        }
-        // Touch every cache line of every bucket: independent loads whose
-        // misses overlap, so the scans below mostly hit the cache.
-        for &(lo, hi) in &ranges[0][..nprobes] {
-            for &p in self.partners0[lo..hi].iter().step_by(32) {
-                touched ^= p;
-            }
-        }
-        for (row, table) in ranges[1..].iter().zip(&self.tables) {
-            for &(lo, hi) in &row[..nprobes] {
-                for &p in table.partners[lo..hi].iter().step_by(32) {
-                    touched ^= p;
-                }
-            }
-        }
-        std::hint::black_box(touched);
-
-        // Scan. An entry in probe j has key distance kd = (j > 0), so its
-        // own part is at least kd bits off and the pair bound leaves at most
-        // 3 - kd bits for the partner. When keys are narrower than a part
-        // (small levels) the own part may be further off; `verify` checks
-        // the exact condition through `first_reporting_part`.
-        //
-        // Part 0: buckets are ranges of the hash array, whose partners are
-        // in `partners0`.
-        // Candidates: (entry index, table), or (position, 0) for table 0.
-        let mut candidates: Vec<(usize, usize)> = Vec::with_capacity(256);
-        for (j, &(lo, hi)) in ranges[0][..nprobes].iter().enumerate() {
-            let limit = if j == 0 { PAIR_RADIUS } else { PAIR_RADIUS - 1 };
-            for (pos, &p) in (lo..).zip(&self.partners0[lo..hi]) {
-                if pdist(p, q[1]) <= limit {
-                    candidates.push((pos, 0));
-                }
-            }
-        }
-
-        for (t, table) in (1..PARTS).zip(&self.tables) {
-            let qp = q[t ^ 1];
-            for (j, &(lo, hi)) in ranges[t][..nprobes].iter().enumerate() {
-                let limit = if j == 0 { PAIR_RADIUS } else { PAIR_RADIUS - 1 };
-                for (i, &p) in (lo..).zip(&table.partners[lo..hi]) {
-                    if pdist(p, qp) <= limit {
-                        candidates.push((i, t));
-                    }
-                }
-            }
-        }
-
-        // Resolve positions, then verify. Done in tight loops after the scan
-        // so that the (random) loads of different candidates overlap.
-        for (i, t) in &mut candidates {
-            if *t != 0 {
-                *i = self.tables[*t - 1].positions.get(*i);
-            }
-        }
-        for &(pos, t) in &candidates {
-            self.verify(pos, t, query, &q, max_distance, out);
-        }
-    }
-
-    /// Linear scan; exact for any distance.
-    fn query_scan(&self, query: &Hash256, max_distance: u32, out: &mut Vec<(u32, u32)>) {
-        for (h, &id) in self.hashes.iter().zip(&self.ids) {
-            let d = hamming(h, query);
-            if d <= max_distance {
-                out.push((id, d));
-            }
-        }
-    }
-}
-
 /// An index of 256-bit hashes with exact Hamming range queries.
 ///
-/// See the [module documentation](self) for the design. Ids are opaque to the
-/// index: the same hash may be stored under several ids, and the same id
-/// under several hashes (each stored pair is reported on its own).
-#[derive(Debug, Clone)]
+/// See the [module documentation](self) for the design. Ids are opaque to the index: the same
+/// hash may be stored under several ids, and the same id under several hashes (each stored
+/// pair is reported on its own).
 pub struct MihIndex {
-    /// Immutable levels, largest (oldest) first.
-    levels: Vec<Level>,
+    /// Immutable levels, merged in the background.
+    levels: Levels,
     /// Unsorted recent inserts, scanned linearly.
     delta: Vec<(Hash256, u32)>,
     /// Size at which `delta` becomes a level.
     delta_max: usize,
-    /// Bucket-key width override (tests); `None` derives it from the size.
-    forced_bits: Option<u32>,
 }
 
 impl Default for MihIndex {
@@ -479,71 +185,51 @@ impl Default for MihIndex {
 impl MihIndex {
     /// An empty index.
     pub fn new() -> Self {
-        MihIndex { levels: Vec::new(), delta: Vec::new(), delta_max: DEFAULT_DELTA_MAX, forced_bits: None }
+        MihIndex { levels: Levels::new(), delta: Vec::new(), delta_max: DEFAULT_DELTA_MAX }
     }
 
-    /// Builds an index over `hashes` in one pass (linear-time counting sorts;
-    /// a few seconds for 10M hashes).
-    ///
-    /// # Panics
-    ///
-    /// If `hashes` holds `u32::MAX` or more entries.
-    pub fn build(hashes: Vec<(Hash256, u32)>) -> Self {
-        let mut index = Self::new();
-        index.push_level(hashes);
+    /// Builds an index over `hashes` on every core (linear-time counting sorts; a few seconds
+    /// for 10M hashes): one level per 2^24 hashes.
+    pub fn build(hashes: &[(Hash256, u32)]) -> Self {
+        let index = Self::new();
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        for chunk in hashes.chunks(index.levels.max_level()) {
+            let bits = index.levels.bits_for(chunk.len());
+            index.levels.push(Level::build(chunk, bits, threads));
+        }
         index
     }
 
-    /// Builds with a fixed bucket width and delta size (tests).
+    /// Builds with a fixed bucket width, delta size and level size (tests).
     #[cfg(test)]
-    fn build_with(hashes: Vec<(Hash256, u32)>, bits: u32, delta_max: usize) -> Self {
-        let mut index = MihIndex {
-            levels: Vec::new(),
-            delta: Vec::new(),
-            delta_max: delta_max.max(1),
-            forced_bits: Some(bits.clamp(1, 16)),
-        };
-        index.push_level(hashes);
-        index
+    fn build_with(hashes: &[(Hash256, u32)], bits: u32, delta_max: usize, max_level: usize) -> Self {
+        let bits = bits.clamp(1, 16);
+        let levels = Levels::with(Some(bits), max_level.max(1));
+        for chunk in hashes.chunks(levels.max_level()) {
+            levels.push(Level::build(chunk, bits, 1));
+        }
+        MihIndex { levels, delta: Vec::new(), delta_max: delta_max.max(1) }
     }
 
-    /// Adds `items` as a new level (if any), then merges levels as needed.
-    fn push_level(&mut self, items: Vec<(Hash256, u32)>) {
-        if items.is_empty() {
-            return;
-        }
-        let bits = self.forced_bits.unwrap_or_else(|| bucket_bits(items.len()));
-        self.levels.push(Level::build(&items, bits));
-        drop(items);
-        while let [.., big, small] = self.levels.as_slice() {
-            if big.len() >= MERGE_FACTOR.saturating_mul(small.len()) {
-                break;
-            }
-            let (Some(small), Some(big)) = (self.levels.pop(), self.levels.pop()) else {
-                break;
-            };
-            let merged: Vec<(Hash256, u32)> = big.items().chain(small.items()).collect();
-            drop((big, small));
-            let bits = self.forced_bits.unwrap_or_else(|| bucket_bits(merged.len()));
-            self.levels.push(Level::build(&merged, bits));
-        }
-    }
-
-    /// Adds one hash. The hash goes to a small unsorted buffer, which becomes
-    /// an indexed level when full; levels are merged geometrically, so the
-    /// amortised cost is `O(log n)` item rebuilds. A merge into the largest
-    /// level rebuilds it in full, which makes that one insert slow.
+    /// Adds one hash. The hash goes to a small unsorted buffer, which becomes an indexed
+    /// level when full; levels merge in the background.
     pub fn insert(&mut self, hash: Hash256, id: u32) {
         self.delta.push((hash, id));
         if self.delta.len() >= self.delta_max {
             let batch = std::mem::take(&mut self.delta);
-            self.push_level(batch);
+            let bits = self.levels.bits_for(batch.len());
+            self.levels.push(Level::build(&batch, bits, 1));
         }
+    }
+
+    /// Waits for the background merges to end, compacting at once (benchmarks and tests).
+    pub fn settle(&self) {
+        self.levels.settle();
     }
 
     /// Number of stored (hash, id) pairs.
     pub fn len(&self) -> usize {
-        self.levels.iter().map(Level::len).sum::<usize>() + self.delta.len()
+        self.levels.snapshot().iter().map(|level| level.len()).sum::<usize>() + self.delta.len()
     }
 
     /// Whether the index stores nothing.
@@ -551,14 +237,14 @@ impl MihIndex {
         self.len() == 0
     }
 
-    /// Every stored `(id, distance)` whose hash is within `max_distance` bits
-    /// of `hash`, each stored pair once, in no particular order.
+    /// Every stored `(id, distance)` whose hash is within `max_distance` bits of `hash`, each
+    /// stored pair once, in no particular order.
     ///
-    /// Exact (equal to a brute-force scan) for every `max_distance`; uses
-    /// multi-index hashing up to 31 and a linear scan above.
+    /// Exact (equal to a brute-force scan) for every `max_distance`; uses multi-index hashing
+    /// up to 31 and a linear scan above.
     pub fn query(&self, hash: &Hash256, max_distance: u32) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        for level in &self.levels {
+        for level in self.levels.snapshot().iter() {
             if max_distance <= MIH_MAX_DISTANCE {
                 level.query_mih(hash, max_distance, &mut out);
             } else {
@@ -577,21 +263,23 @@ impl MihIndex {
     /// Whether an equal hash is stored: one bucket per level and the delta, far cheaper than
     /// a query at distance 0 (which probes every table).
     pub fn contains(&self, hash: &Hash256) -> bool {
-        self.levels.iter().any(|level| level.contains(hash)) || self.delta.iter().any(|(h, _)| h == hash)
+        self.levels.snapshot().iter().any(|level| level.contains(hash))
+            || self.delta.iter().any(|(h, _)| h == hash)
     }
 
-    /// Estimated heap bytes held by the index (allocated capacities of all
-    /// arrays; allocator overhead not included).
+    /// Estimated heap bytes held by the index (allocated capacities of all arrays; allocator
+    /// overhead and levels being built by a merge not included).
     pub fn memory_bytes(&self) -> usize {
-        self.levels.capacity() * std::mem::size_of::<Level>()
-            + self.levels.iter().map(Level::heap_bytes).sum::<usize>()
+        let levels = self.levels.snapshot();
+        levels.len() * std::mem::size_of::<Arc<Level>>()
+            + levels.iter().map(|level| level.heap_bytes()).sum::<usize>()
             + self.delta.capacity() * std::mem::size_of::<(Hash256, u32)>()
     }
 
-    /// Number of indexed levels (tests and diagnostics).
+    /// Number of indexed levels (tests).
     #[cfg(test)]
     fn level_count(&self) -> usize {
-        self.levels.len()
+        self.levels.count()
     }
 }
 

@@ -103,12 +103,13 @@ proptest! {
         built_fraction in 0.0f64..=1.0,
         bits in 1u32..=16,
         delta_max in 1usize..40,
+        max_level in 1usize..200,
     ) {
         let mut rng = StdRng::seed_from_u64(seed);
         let centres: Vec<Hash256> = (0..ncentres).map(|_| random_hash(&mut rng)).collect();
         let items = clustered(&mut rng, &centres, n, dups);
         let split = ((items.len() as f64) * built_fraction) as usize;
-        let mut index = MihIndex::build_with(items[..split].to_vec(), bits, delta_max);
+        let mut index = MihIndex::build_with(&items[..split], bits, delta_max, max_level);
         check_queries(&mut rng, &index, &items[..split], &centres, 4)?;
         for (h, id) in &items[split..] {
             index.insert(*h, *id);
@@ -116,6 +117,9 @@ proptest! {
         prop_assert_eq!(index.len(), items.len());
         prop_assert_eq!(index.is_empty(), items.is_empty());
         check_queries(&mut rng, &index, &items, &centres, 12)?;
+        index.settle();
+        prop_assert_eq!(index.len(), items.len());
+        check_queries(&mut rng, &index, &items, &centres, 4)?;
     }
 
     /// The pigeonhole claim behind the scheme: any pair within 31 bits is
@@ -136,7 +140,7 @@ fn empty_index() {
     assert_eq!(index.len(), 0);
     assert!(index.query(&[0; 32], 31).is_empty());
     assert!(index.query(&[0; 32], 256).is_empty());
-    assert!(MihIndex::build(Vec::new()).is_empty());
+    assert!(MihIndex::build(&[]).is_empty());
     assert!(MihIndex::default().is_empty());
 }
 
@@ -152,37 +156,6 @@ fn hamming_basics() {
     assert_eq!(hamming(&a, &[0xff; 32]), 256);
 }
 
-#[test]
-fn positions_round_trip() {
-    for pos in [0u32, 1, 0x00ab_cdef, (1 << 24) - 1] {
-        let e: Pos<3> = make_pos(pos);
-        assert_eq!(get_pos(&e), pos as usize);
-    }
-    for pos in [0u32, 0x00ab_cdef, 1 << 24, u32::MAX] {
-        let e: Pos<4> = make_pos(pos);
-        assert_eq!(get_pos(&e), pos as usize);
-    }
-}
-
-/// The 32-bit-position layout, forced on a small level.
-#[test]
-fn wide_entries_layout() {
-    let mut rng = StdRng::seed_from_u64(3);
-    let centres: Vec<Hash256> = (0..3).map(|_| random_hash(&mut rng)).collect();
-    let items = clustered(&mut rng, &centres, 2_000, 100);
-    let mut index = MihIndex::build_with(items.clone(), 8, 64);
-    for level in &mut index.levels {
-        let hashes = level.hashes.clone();
-        let shift = 16 - level.bits;
-        for (t, table) in (1..PARTS).zip(&mut level.tables) {
-            let (partners, positions) = scatter(&hashes, t, shift, &table.offsets);
-            table.partners = partners;
-            table.positions = Positions::P4(positions);
-        }
-    }
-    check_queries(&mut rng, &index, &items, &centres, 40).expect("matches brute force");
-}
-
 /// A level large enough for full 16-bit buckets with default settings, plus
 /// live inserts on top of it.
 #[test]
@@ -193,8 +166,8 @@ fn large_default_build_and_inserts() {
     let extra = clustered(&mut rng, &centres, 3_000, 200);
     let base = items.len() as u32;
     items.extend(extra.iter().map(|(h, id)| (*h, id + base)));
-    let mut index = MihIndex::build(items.clone());
-    assert_eq!(index.levels[0].bits, 16);
+    let mut index = MihIndex::build(&items);
+    assert_eq!(index.levels.snapshot()[0].bits, 16);
     assert_eq!(index.len(), items.len());
     // Honest accounting: at least the hashes, ids and tables.
     let per_hash = index.memory_bytes() as f64 / items.len() as f64;
@@ -210,21 +183,50 @@ fn large_default_build_and_inserts() {
         inserted.push((h, id));
     }
     assert_eq!(index.len(), inserted.len());
-    assert!(index.level_count() >= 2);
+    check_queries(&mut rng, &index, &inserted, &centres, 30).expect("matches brute force");
+    index.settle();
+    assert_eq!(index.level_count(), 1, "the inserts are compacted into the built level");
     check_queries(&mut rng, &index, &inserted, &centres, 30).expect("matches brute force");
 }
 
-/// Many inserts into an empty index keep few levels.
+/// Many inserts into an empty index: queries stay exact while levels merge in the
+/// background, and once merging settles the inserts are one level.
 #[test]
-fn inserts_only_keep_levels_logarithmic() {
+fn inserts_merge_into_one_level() {
     let mut rng = StdRng::seed_from_u64(11);
     let centres: Vec<Hash256> = (0..5).map(|_| random_hash(&mut rng)).collect();
     let items = clustered(&mut rng, &centres, 20_000, 500);
     let mut index = MihIndex::new();
-    for (h, id) in &items {
+    for (i, (h, id)) in items.iter().enumerate() {
         index.insert(*h, *id);
+        if i % 5_000 == 0 {
+            check_queries(&mut rng, &index, &items[..=i], &centres, 3).expect("exact while merging");
+        }
     }
     assert_eq!(index.len(), items.len());
-    assert!(index.level_count() <= 6, "{}", index.level_count());
+    index.settle();
+    assert_eq!(index.level_count(), 1);
+    assert_eq!(index.len(), items.len());
+    check_queries(&mut rng, &index, &items, &centres, 30).expect("matches brute force");
+}
+
+/// Merges stop at the level size: a full level is never rebuilt, and what follows it
+/// compacts into the next.
+#[test]
+fn levels_never_exceed_their_size() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let centres: Vec<Hash256> = (0..4).map(|_| random_hash(&mut rng)).collect();
+    let items = clustered(&mut rng, &centres, 2_500, 50);
+    let mut index = MihIndex::build_with(&items[..1_000], 6, 16, 600);
+    assert_eq!(index.level_count(), 2, "1,000 hashes are built as levels of 600 and 400");
+    for (h, id) in &items[1_000..] {
+        index.insert(*h, *id);
+    }
+    index.settle();
+    let sizes: Vec<usize> = index.levels.snapshot().iter().map(|l| l.len()).collect();
+    assert!(sizes.iter().all(|&n| n <= 600), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>() + index.delta.len(), items.len());
+    // Neighbours that could have merged have: the index stays as few levels as it can.
+    assert!(sizes.windows(2).all(|w| w[0] + w[1] > 600), "{sizes:?}");
     check_queries(&mut rng, &index, &items, &centres, 30).expect("matches brute force");
 }
