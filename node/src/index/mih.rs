@@ -192,12 +192,52 @@ impl MihIndex {
     /// for 10M hashes): one level per 2^24 hashes.
     pub fn build(hashes: &[(Hash256, u32)]) -> Self {
         let index = Self::new();
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        for chunk in hashes.chunks(index.levels.max_level()) {
-            let bits = index.levels.bits_for(chunk.len());
-            index.levels.push(Level::build(chunk, bits, threads));
-        }
+        index.push_built(hashes);
         index
+    }
+
+    /// An empty index for loading many hashes at once, as at start-up: inserts wait unindexed
+    /// (queries scan them) until [`Self::loaded`] builds them on every core in one go, rather
+    /// than as thousands of small levels merged one after another.
+    pub fn loading() -> Self {
+        MihIndex { delta_max: usize::MAX, ..Self::new() }
+    }
+
+    /// Indexes what was inserted since [`Self::loading`]; inserts are indexed as usual from
+    /// then on.
+    pub fn loaded(&mut self) {
+        let pending = std::mem::take(&mut self.delta);
+        self.delta_max = DEFAULT_DELTA_MAX;
+        self.push_built(&pending);
+    }
+
+    /// Adds `hashes` as new levels of up to 2^24 hashes, built on every core: a single level
+    /// shares its tables out among the threads, several levels are built side by side.
+    fn push_built(&self, hashes: &[(Hash256, u32)]) {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let chunks: Vec<&[(Hash256, u32)]> = hashes.chunks(self.levels.max_level()).collect();
+        if let [chunk] = chunks.as_slice() {
+            self.levels.push(Level::build(chunk, self.levels.bits_for(chunk.len()), threads));
+            return;
+        }
+        for batch in chunks.chunks(threads) {
+            let built: Vec<Level> = std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|chunk| {
+                        let bits = self.levels.bits_for(chunk.len());
+                        scope.spawn(move || Level::build(chunk, bits, 1))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for level in built {
+                self.levels.push(level);
+            }
+        }
     }
 
     /// Builds with a fixed bucket width, delta size and level size (tests).

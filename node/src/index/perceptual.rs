@@ -22,6 +22,18 @@ pub struct PerceptualIndex {
 }
 
 impl PerceptualIndex {
+    /// An empty index for loading every entry at start-up: its multi-indexes are built once,
+    /// on every core, by [`Self::loaded`] ([`MihIndex::loading`]).
+    pub fn loading() -> Self {
+        PerceptualIndex { pdq: MihIndex::loading(), videos: VideoIndex::loading(), ..Self::default() }
+    }
+
+    /// Builds what was inserted since [`Self::loading`].
+    pub fn loaded(&mut self) {
+        self.pdq.loaded();
+        self.videos.loaded();
+    }
+
     /// Adds an entry's perceptual fingerprint.
     pub fn insert(&mut self, fp: &Fingerprint, entry: RecordId) {
         if fp.kind() == FingerprintKind::Vpdq {

@@ -52,6 +52,17 @@ pub struct VideoHit {
 }
 
 impl VideoIndex {
+    /// An empty index whose frames are indexed in one go by [`Self::loaded`]
+    /// ([`MihIndex::loading`]).
+    pub fn loading() -> Self {
+        VideoIndex { frames: MihIndex::loading(), ..Self::default() }
+    }
+
+    /// Indexes the frames held back since [`Self::loading`].
+    pub fn loaded(&mut self) {
+        self.frames.loaded();
+    }
+
     /// Indexes a video's frames (a `vpdq` value) under `entry`. A video with no comparable
     /// frame (all below quality 50) can never match and is not kept. `false` when the index
     /// is full (2³² frames).

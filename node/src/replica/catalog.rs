@@ -47,6 +47,17 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog for loading the store at start-up: call [`Self::loaded`] once every
+    /// record is applied ([`PerceptualIndex::loading`]).
+    pub fn loading() -> Self {
+        Catalog { perceptual: PerceptualIndex::loading(), ..Self::default() }
+    }
+
+    /// Ends loading: builds the perceptual indexes over everything applied so far.
+    pub fn loaded(&mut self) {
+        self.perceptual.loaded();
+    }
+
     /// Takes a stored record into account.
     pub fn apply(&mut self, record: &Record) {
         match record.body() {

@@ -472,7 +472,7 @@ struct Derived {
 /// records make on top of `genesis`. Records a retired key signed past the end of its log
 /// (stored before the epoch that retired it took effect, and not yet cut) are cut first.
 fn derive(store: &Store, genesis: &Manifest) -> Result<Derived, StoreError> {
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog::loading();
     let mut records = 0u64;
     let mut membership = Vec::new();
     let Loaded { heads, proofs } = store.load(|record| {
@@ -482,6 +482,7 @@ fn derive(store: &Store, genesis: &Manifest) -> Result<Derived, StoreError> {
             membership.push(record);
         }
     })?;
+    catalog.loaded();
     let mut governance = Governance::new(genesis.clone());
     for record in &membership {
         governance.add(record);
