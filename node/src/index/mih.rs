@@ -33,10 +33,12 @@
 //! `offsets[k]..offsets[k + 1]` is the range of entries whose key is `k`.
 //! Each entry has the 16-bit *partner* part, in an array of its own that the
 //! query scans with a popcount filter (so few candidates cost a random read
-//! of the full hash), and a position into the hash array, packed in 24 bits
-//! when the level holds at most 2^24 hashes. The hash array itself is sorted
-//! by part 0, so table 0 needs no positions: its buckets are ranges of the
-//! hash array, with a parallel array of their partners (part 1).
+//! of the full hash), and a 24-bit position into the hash array. The hash
+//! array itself is sorted by part 0, so table 0 needs no positions: its
+//! buckets are ranges of the hash array, with a parallel array of their
+//! partners (part 1). When keys are full parts, the odd tables keep no
+//! positions either: an entry's key and partner are its whole pair, which
+//! locates it in its pair's even table ([`level`] explains how).
 //!
 //! A query probes, in each of the 16 tables, the bucket of the query's part
 //! and the `b` buckets one key bit away (272 buckets in all when `b = 16`).
@@ -66,21 +68,22 @@
 //!
 //! # Memory
 //!
-//! Per hash: 32 bytes of hash, 4 of id, 2 of part-0 partner and 15 tables of 5 bytes
-//! (2 partner + 3 position) = 113 bytes, plus 16 offset arrays of 65 537 `u32` per full-width
-//! level (0.4 bytes per hash at 10M, 0.25 at 2^24).
+//! Per hash at full key width: 32 bytes of hash, 4 of id, 2 of part-0 partner, 7 even tables
+//! of 5 bytes (2 partner + 3 position) and 8 odd tables of 2 (partner) = 89 bytes, plus 15
+//! offset arrays of 65 537 `u32` per level (0.4 bytes per hash at 10M, 0.23 at 2^24).
+//! Levels under 2^19 hashes keep every position: 113 bytes.
 //!
-//! This misses the 64-byte goal on purpose, and no 16-table layout can meet it. A table's
-//! bucket holds the hashes whose part equals its key, scattered over the hash array in an
-//! order no other table shares; naming ~n/2^16 such positions out of n costs at least
-//! log2(2^16 · e) ≈ 17.4 bits each however it is coded (Elias–Fano reaches 18). Fifteen
-//! tables then take 33 bytes before any partner filter, 65 with the hash alone; with the
-//! filter's 16 bits they take 63, 99 with hash and id. Fewer tables do not fit the pigeonhole: k tables
-//! of 16-bit parts probed within r bits find every match within 31 only if k·(r + 1) ≥ 32,
-//! so 8 tables (24 bytes of positions, 60 in all) must probe 697 buckets each, 20 times the
-//! entries the 16 tables scan, and 8 tables of 32-bit slots must look up 5 489 keys each.
-//! Either is 10 to 40 times slower than the layout above, far below 10 000 queries a second
-//! at 10M hashes; a 64-byte index that slow would be a regression, not a saving.
+//! This misses the 64-byte goal on purpose. The partner filters are what make a query cheap
+//! (they leave ~100 of the ~41 000 entries a query meets at 10M hashes), and at 16 bits for
+//! each of 16 tables they are 32 bytes; with the 32-byte hash that is 64 before a single
+//! position or id. Seven tables must still name positions, at least log2(2^16 · e) ≈ 17.4
+//! bits each however coded, since their buckets scatter over the hash array in an order no
+//! other table shares: 83 bytes is the floor for this filter. Halving the filters to fit 64
+//! bytes lets ~6 600 candidates through instead of ~100, each a random read of the hash
+//! array: about ten times slower, under 2 000 queries a second at 10M. Fewer tables do not
+//! fit the pigeonhole: k tables of 16-bit parts probed within r bits find every match within
+//! 31 only if k·(r + 1) ≥ 32, so 8 tables must probe 697 buckets each (20 times the entries),
+//! and 8 tables of 32-bit slots must look up 5 489 keys each.
 
 mod level;
 mod levels;

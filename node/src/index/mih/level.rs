@@ -1,7 +1,23 @@
 //! One immutable, fully indexed batch of hashes: the layout the module documentation
 //! describes, its build and its queries.
+//!
+//! # Pair lookups
+//!
+//! Parts `2p` and `2p + 1` form pair `p`, and each table's entries hold the other part of
+//! their pair. An entry of the odd table `2p + 1` with key `k` and partner `a` therefore
+//! names both halves of its pair: the item has part `2p` = `a` and part `2p + 1` = `k`. The
+//! even table `2p` holds the same item in its bucket `a`, with partner `k` and a position.
+//! So odd tables keep no positions: a candidate found in one is located by scanning bucket
+//! `a` of its even table for partner `k` (bucket 0's partners are `partners0`, and its
+//! positions are the hash array's own). That saves 3 of 5 bytes per entry in 8 of the 15
+//! tables, 24 bytes a hash, for one more bucket read per candidate of an odd table.
+//!
+//! It needs the full key, so only levels with 16-bit keys (2^19 hashes or more) drop the odd
+//! tables' positions; smaller levels keep them. Items with the same pair are told apart
+//! by rank: an odd table's entry is located only if no earlier entry of its bucket has the
+//! same partner, and then every match in the even bucket is a candidate, each item once.
 
-use super::{Hash256, MAX_LEVEL, PAIR_RADIUS, PARTS, first_reporting_part, hamming, part, parts, pdist};
+use super::{Hash256, MAX_LEVEL, PAIR_RADIUS, PARTS, first_reporting_part, hamming, part, parts};
 
 /// A position in a level's hash array, little-endian in 24 bits (levels hold at most
 /// [`MAX_LEVEL`] = 2^24 hashes).
@@ -25,20 +41,25 @@ struct Table {
     offsets: Vec<u32>,
     /// Partner part of each entry (scanned).
     partners: Vec<u16>,
-    /// Hash-array position of each entry (read only for candidates).
+    /// Hash-array position of each entry (read only for candidates); empty for odd parts
+    /// when keys are full parts, whose entries are located through their pair.
     positions: Vec<Pos>,
 }
 
 impl Table {
-    /// Fills the table of part `t`: a stable counting-sort scatter by bucket key.
+    /// Fills the table of part `t`: a stable counting-sort scatter by bucket key, so each
+    /// bucket lists its items in hash-array order.
     fn build(hashes: &[Hash256], t: usize, shift: u32, offsets: Vec<u32>) -> Self {
+        let with_positions = t.is_multiple_of(2) || shift > 0;
         let mut cursor: Vec<u32> = offsets[..offsets.len() - 1].to_vec();
         let mut partners = vec![0u16; hashes.len()];
-        let mut positions = vec![[0u8; 3]; hashes.len()];
+        let mut positions = if with_positions { vec![[0u8; 3]; hashes.len()] } else { Vec::new() };
         for (pos, h) in (0u32..).zip(hashes) {
             let c = &mut cursor[(part(h, t) >> shift) as usize];
             partners[*c as usize] = part(h, t ^ 1);
-            positions[*c as usize] = make_pos(pos);
+            if let Some(slot) = positions.get_mut(*c as usize) {
+                *slot = make_pos(pos);
+            }
             *c += 1;
         }
         Table { offsets, partners, positions }
@@ -60,6 +81,44 @@ fn prefix_offsets(counts: &[u32]) -> Vec<u32> {
         offsets.push(sum);
     }
     offsets
+}
+
+/// Calls `found(lo + i)` for each `partners[i]` within `limit` bits (2 or 3) of `qp`.
+///
+/// Survivors are rare (about 1 entry in 100), so the test runs branch-free over blocks of 16
+/// entries, which the compiler turns into SSE2 vector code, and only a block with a survivor
+/// branches.
+#[inline]
+fn scan(partners: &[u16], lo: usize, qp: u16, limit: u32, mut found: impl FnMut(usize)) {
+    let three = limit >= 3;
+    let blocks = partners.chunks_exact(16);
+    let rest = blocks.remainder();
+    for (b, block) in blocks.enumerate() {
+        let mut mask = 0u32;
+        for (j, &p) in block.iter().enumerate() {
+            mask |= u32::from(within(p ^ qp, three)) << j;
+        }
+        while mask != 0 {
+            found(lo + 16 * b + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+    }
+    let base = lo + partners.len() - rest.len();
+    for (j, &p) in rest.iter().enumerate() {
+        if within(p ^ qp, three) {
+            found(base + j);
+        }
+    }
+}
+
+/// Whether `x` has at most 3 set bits (`three`) or at most 2: clearing the lowest set bit
+/// that many times leaves 0. Plain integer operations, unlike popcount, vectorise on SSE2.
+#[inline]
+fn within(x: u16, three: bool) -> bool {
+    let x = x & x.wrapping_sub(1);
+    let x = x & x.wrapping_sub(1);
+    let cleared = x & x.wrapping_sub(1);
+    (if three { cleared } else { x }) == 0
 }
 
 /// One immutable, fully indexed batch of hashes.
@@ -228,21 +287,24 @@ impl Level {
         let mut candidates: Vec<(usize, usize)> = Vec::with_capacity(256);
         for (j, &(lo, hi)) in ranges[0][..nprobes].iter().enumerate() {
             let limit = if j == 0 { PAIR_RADIUS } else { PAIR_RADIUS - 1 };
-            for (pos, &p) in (lo..).zip(&self.partners0[lo..hi]) {
-                if pdist(p, q[1]) <= limit {
-                    candidates.push((pos, 0));
-                }
-            }
+            scan(&self.partners0[lo..hi], lo, q[1], limit, |pos| candidates.push((pos, 0)));
         }
+        // Candidates of odd tables without positions: (bucket key, bucket start, entry, table).
+        let mut paired: Vec<(usize, usize, usize, usize)> = Vec::new();
         for (t, table) in (1..PARTS).zip(&self.tables) {
             let qp = q[t ^ 1];
+            let located = !table.positions.is_empty();
+            let k = (q[t] >> shift) as usize;
             for (j, &(lo, hi)) in ranges[t][..nprobes].iter().enumerate() {
                 let limit = if j == 0 { PAIR_RADIUS } else { PAIR_RADIUS - 1 };
-                for (i, &p) in (lo..).zip(&table.partners[lo..hi]) {
-                    if pdist(p, qp) <= limit {
+                let key = if j == 0 { k } else { k ^ (1 << (j - 1)) };
+                scan(&table.partners[lo..hi], lo, qp, limit, |i| {
+                    if located {
                         candidates.push((i, t));
+                    } else {
+                        paired.push((key, lo, i, t));
                     }
-                }
+                });
             }
         }
 
@@ -253,9 +315,59 @@ impl Level {
                 *i = get_pos(&self.tables[*t - 1].positions[*i]);
             }
         }
+        self.locate_pairs(&paired, &mut candidates);
         for &(pos, t) in &candidates {
             self.verify(pos, t, query, &q, max_distance, out);
         }
+    }
+
+    /// Adds as `(position, t)` candidates the items of the odd tables' entries `paired`
+    /// (bucket key, bucket start, entry, table `t`), found in the buckets of their pairs' even
+    /// tables (see the module documentation): keys are full parts here, so an entry's bucket
+    /// key is its items' part `t`. In three passes, each of independent loads: the even
+    /// buckets' ranges, their partners, the positions.
+    fn locate_pairs(&self, paired: &[(usize, usize, usize, usize)], candidates: &mut Vec<(usize, usize)>) {
+        let even = |t: usize| {
+            if t == 1 {
+                (&self.offsets0, &self.partners0)
+            } else {
+                let table = &self.tables[t - 2];
+                (&table.offsets, &table.partners)
+            }
+        };
+        let mut buckets: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(paired.len());
+        for &(k, lo, i, t) in paired {
+            let partners = &self.tables[t - 1].partners;
+            let a = partners[i];
+            if partners[lo..i].contains(&a) {
+                continue; // an earlier entry of the bucket names the same pair and locates them all
+            }
+            let (offsets, _) = even(t);
+            buckets.push((offsets[a as usize] as usize, offsets[a as usize + 1] as usize, k, t));
+        }
+        // Touch every cache line of the buckets first: independent loads whose misses
+        // overlap, where the scan below would wait for each bucket in turn.
+        let mut touched = 0u16;
+        for &(start, end, _, t) in &buckets {
+            let (_, partners) = even(t);
+            for &p in partners[start..end].iter().step_by(32) {
+                touched ^= p;
+            }
+        }
+        std::hint::black_box(touched);
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        for &(start, end, k, t) in &buckets {
+            let (_, partners) = even(t);
+            for (e, &p) in (start..).zip(&partners[start..end]) {
+                if usize::from(p) == k {
+                    found.push((e, t));
+                }
+            }
+        }
+        candidates.extend(found.into_iter().map(|(e, t)| {
+            let pos = if t == 1 { e } else { get_pos(&self.tables[t - 2].positions[e]) };
+            (pos, t)
+        }));
     }
 
     /// Linear scan; exact for any distance.
@@ -266,6 +378,14 @@ impl Level {
                 out.push((id, d));
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Level {
+    /// Whether the odd tables locate their items through their pairs.
+    pub(super) fn odd_tables_unpositioned(&self) -> bool {
+        self.tables.iter().enumerate().all(|(i, table)| table.positions.is_empty() == (i % 2 == 0))
     }
 }
 
