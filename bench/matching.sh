@@ -26,7 +26,7 @@ r_qps=$(field rust_mih "$rust_out" qps); t_qps=$(field threatexchange "$py_index
 r_mem=$(field rust_mih "$rust_out" bytes_per_hash); t_mem=$(field threatexchange "$py_index" rss_bytes_per_hash)
 r_ms=$(field rust_pdq_hash "$rust_out" ms); p_ms=$(field pdqhash "$py_hash" ms)
 echo
-echo "== $n PDQ hashes, one core =="
+echo "== $n PDQ hashes: queries on one core; hashmesh builds on every core, threatexchange on one =="
 printf '%-28s %14s %16s %8s\n' "" hashmesh threatexchange ratio
 printf '%-28s %14s %16s %8s\n' "index build (s)" "$r_build" "$t_build" "$(ratio "$t_build" "$r_build")"
 printf '%-28s %14s %16s %8s\n' "queries/s at d<=31" "$r_qps" "$t_qps" "$(ratio "$r_qps" "$t_qps")"
