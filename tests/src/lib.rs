@@ -552,28 +552,24 @@ pub fn png(img: &image::DynamicImage) -> Vec<u8> {
     out.into_inner()
 }
 
-/// The vPDQ test videos (`tests/video/make-videos.sh`), made once per test run: `None`, with
-/// the reason printed, when FFmpeg is not installed and `HASHMESH_REQUIRE_FFMPEG` is unset
+/// The committed vPDQ test videos (`tests/video/make-videos.sh` made them): `None`, with the
+/// reason printed, when FFmpeg is not installed and `HASHMESH_REQUIRE_FFMPEG` is unset
 /// (`.ci/run` installs FFmpeg and sets it, so CI never skips them).
 pub fn test_videos() -> Option<&'static std::path::Path> {
-    static DIR: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let installed = *INSTALLED.get_or_init(|| {
         let ffmpeg = std::process::Command::new("ffmpeg").arg("-version").output();
-        if !ffmpeg.is_ok_and(|o| o.status.success()) {
+        let installed = ffmpeg.is_ok_and(|o| o.status.success());
+        if !installed {
             assert!(
                 std::env::var_os("HASHMESH_REQUIRE_FFMPEG").is_none(),
                 "HASHMESH_REQUIRE_FFMPEG is set but ffmpeg is not installed"
             );
             eprintln!("skipping: ffmpeg is not installed (bash tests/video/install-ffmpeg.sh)");
-            return None;
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = format!("{}/video/make-videos.sh", env!("CARGO_MANIFEST_DIR"));
-        let made =
-            std::process::Command::new("bash").arg(script).arg(dir.path()).status().expect("bash runs");
-        assert!(made.success(), "tests/video/make-videos.sh failed");
-        Some(dir)
+        installed
+    });
+    installed.then(|| {
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../node/tests/fixtures/vpdq/videos"))
     })
-    .as_ref()
-    .map(tempfile::TempDir::path)
 }

@@ -6,8 +6,11 @@
 #
 #   bash tests/video/make-videos.sh OUT_DIR
 #
-# Used by the node's vPDQ tests and by tests/video/reference.py, which hashes the same files
-# with Meta's vpdq to make the committed expected values.
+# Its output is committed in node/tests/fixtures/vpdq/videos/, and the tests read those files:
+# encoders are free to choose differently between FFmpeg builds and CPUs (the same script made
+# other bytes for mirrored.mp4 on two machines, 6 bits apart in one frame's PDQ hash), while
+# decoders must give the same frames. tests/video/reference.sh --remake runs it again and
+# remakes the expected values from the new files.
 set -euo pipefail
 out=${1:?usage: make-videos.sh OUT_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,7 +39,7 @@ slideshow "$out/unrelated.mp4" 25 camera.png moon.png coins.png gradient_700x300
 src=$out/source.mp4
 ff -i "$src" -c:v libvpx -b:v 400k -threads 1 "$out/reencoded_vp8.webm"
 ff -i "$src" -c:v mpeg4 -q:v 6 -r 24 -threads 1 "$out/mpeg4_24fps.avi"
-ff -i "$src" -c:v mjpeg -q:v 4 -pix_fmt yuvj420p -threads 1 "$out/mjpeg.mov"
+ff -i "$src" -c:v mjpeg -q:v 5 -r 5 -pix_fmt yuvj420p -threads 1 "$out/mjpeg_5fps.mov"
 ff -i "$src" -vf scale=240:160 -r 30 -c:v libx264 -preset veryfast -crf 23 -threads 1 "$out/resized_30fps.mp4"
 ff -i "$src" -r 30000/1001 -c:v libx264 -preset veryfast -crf 23 -threads 1 "$out/ntsc_29.97fps.mp4"
 ff -ss 4.2 -i "$src" -t 9 -c:v libx264 -preset veryfast -crf 20 -threads 1 "$out/trimmed.mp4"

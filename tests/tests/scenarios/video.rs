@@ -36,8 +36,8 @@ async fn copies_of_a_listed_video_match_at_another_node() {
         .await
         .expect("replicated");
 
-    // (mjpeg.mov, at 6 MB, is over the test nodes' 1 MiB upload limit; the hasher's own tests
-    // match it.)
+    // (mjpeg_5fps.mov, at 1.3 MB, is over the test nodes' 1 MiB upload limit; the hasher's own
+    // tests match it.)
     for (copy, full_video) in [
         ("reencoded_vp8.webm", true),
         ("mpeg4_24fps.avi", true),

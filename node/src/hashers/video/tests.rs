@@ -1,5 +1,5 @@
-//! vPDQ against Meta's reference on videos the tests make with FFmpeg
-//! (`tests/video/make-videos.sh`); the expected values in `node/tests/fixtures/vpdq/
+//! vPDQ against Meta's reference on the committed test videos (`tests/video/make-videos.sh`
+//! made them with FFmpeg); the expected values in `node/tests/fixtures/vpdq/
 //! reference.json` come from the PyPI `vpdq` package and python-threatexchange's brute-force
 //! matcher (`tests/video/reference.sh` remakes them).
 
@@ -43,12 +43,12 @@ fn reference() -> Reference {
     serde_json::from_str(&text).expect("reference.json parses")
 }
 
-/// The test videos, made once per test run; `None` (with the reason printed) when FFmpeg is
-/// not installed and `HASHMESH_REQUIRE_FFMPEG` is unset. `.ci/run` installs FFmpeg and sets it,
-/// so CI never skips these.
+/// The committed test videos (`tests/video/make-videos.sh` made them); `None` (with the reason
+/// printed) when FFmpeg is not installed and `HASHMESH_REQUIRE_FFMPEG` is unset. `.ci/run`
+/// installs FFmpeg and sets it, so CI never skips these.
 fn videos() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
-    DIR.get_or_init(|| {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    let installed = *INSTALLED.get_or_init(|| {
         let installed = Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
         if !installed {
             assert!(
@@ -56,16 +56,10 @@ fn videos() -> Option<&'static Path> {
                 "HASHMESH_REQUIRE_FFMPEG is set but ffmpeg is not installed"
             );
             eprintln!("skipping: ffmpeg is not installed (apt-get install ffmpeg runs these tests)");
-            return None;
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/video/make-videos.sh");
-        let made = Command::new("bash").arg(script).arg(dir.path()).status().expect("run make-videos.sh");
-        assert!(made.success(), "make-videos.sh failed");
-        Some(dir)
-    })
-    .as_ref()
-    .map(tempfile::TempDir::path)
+        installed
+    });
+    installed.then(|| Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vpdq/videos")))
 }
 
 fn video(name: &str) -> Option<PathBuf> {
