@@ -393,6 +393,33 @@ impl Level {
 mod tests {
     use super::*;
 
+    /// The branch-free filter is exactly the popcount bound, both ways: looser would only
+    /// cost speed, which no query result shows, and stricter would lose matches.
+    #[test]
+    fn within_is_the_popcount_bound() {
+        for x in 0..=u16::MAX {
+            assert_eq!(within(x, true), x.count_ones() <= 3, "{x:#018b}");
+            assert_eq!(within(x, false), x.count_ones() <= 2, "{x:#018b}");
+        }
+    }
+
+    /// The scan reports exactly the entries within the limit, at their indexes from `lo`,
+    /// across whole blocks of 16 and the remainder.
+    #[test]
+    fn scan_finds_exactly_the_survivors() {
+        let partners: Vec<u16> = (0..53u16).map(|i| i.wrapping_mul(40_503) ^ 0x0f0f).collect();
+        for (qp, limit) in [(0x0f0f, 3), (0x0f0f, 2), (0xffff, 3), (0, 2)] {
+            let mut found = Vec::new();
+            scan(&partners, 100, qp, limit, |i| found.push(i));
+            let expected: Vec<usize> = (100..)
+                .zip(&partners)
+                .filter(|&(_, &p)| (p ^ qp).count_ones() <= limit)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(found, expected, "qp={qp:#x} limit={limit}");
+        }
+    }
+
     #[test]
     fn positions_round_trip() {
         for pos in [0u32, 1, 0x00ab_cdef, (1 << 24) - 1] {

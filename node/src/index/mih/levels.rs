@@ -121,14 +121,9 @@ impl Levels {
     /// Waits until no merge is in flight and none is due, compacting at once rather than
     /// after the usual gap (benchmarks and tests).
     pub(super) fn settle(&self) {
-        let jobs = {
-            let mut state = self.lock();
-            state.next_compaction = None;
-            state.plan()
-        };
-        Shared::start(&self.shared, jobs);
         let mut state = self.lock();
         loop {
+            // Only the timer left: the compaction it waits for may start now.
             if state.jobs == 0 || (state.jobs == 1 && state.timer) {
                 state.next_compaction = None;
                 let jobs = state.plan();
